@@ -1,0 +1,22 @@
+// Package v1alpha1 holds the Workplace API of platzwart (group platzwart.io, version
+// v1alpha1). The same type is read as a YAML document from Git and served as a CRD.
+//
+// +kubebuilder:object:generate=true
+// +groupName=platzwart.io
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+var (
+	// GroupVersion is the group and version of the platzwart API.
+	GroupVersion = schema.GroupVersion{Group: "platzwart.io", Version: "v1alpha1"}
+
+	// SchemeBuilder registers the API types with a runtime.Scheme.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+	// AddToScheme adds the API types to a runtime.Scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)

@@ -1,0 +1,263 @@
+package v1alpha1
+
+import (
+	"github.com/fluxcd/pkg/apis/kustomize"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// WorkplaceKind is the kind of the Workplace document and resource.
+const WorkplaceKind = "Workplace"
+
+// None switches a capability off when used as its component in spec.components.
+const None = "none"
+
+// DataPolicy says what happens to the data of a component that is removed.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DataPolicy string
+
+const (
+	// DataPolicyRetain keeps PersistentVolumeClaims and databases of removed components.
+	DataPolicyRetain DataPolicy = "Retain"
+	// DataPolicyDelete deletes them together with the release.
+	DataPolicyDelete DataPolicy = "Delete"
+)
+
+// RoutingMode selects how public hostnames reach the components.
+// +kubebuilder:validation:Enum=Ingress;Gateway;None
+type RoutingMode string
+
+const (
+	// RoutingIngress renders networking.k8s.io/v1 Ingress objects.
+	RoutingIngress RoutingMode = "Ingress"
+	// RoutingGateway renders Gateway API HTTPRoutes attached to a Gateway.
+	RoutingGateway RoutingMode = "Gateway"
+	// RoutingNone renders no routing objects; the operator routes traffic.
+	RoutingNone RoutingMode = "None"
+)
+
+// TLSMode selects where the certificates of the public hostnames come from.
+// +kubebuilder:validation:Enum=SelfSigned;Issuer;Secret;None
+type TLSMode string
+
+const (
+	// TLSSelfSigned makes platzwart generate a self-signed wildcard certificate once.
+	TLSSelfSigned TLSMode = "SelfSigned"
+	// TLSIssuer asks cert-manager for certificates from the named issuer.
+	TLSIssuer TLSMode = "Issuer"
+	// TLSSecret uses a wildcard certificate Secret the operator provides.
+	TLSSecret TLSMode = "Secret"
+	// TLSNone serves no TLS from the cluster (terminated in front of it).
+	TLSNone TLSMode = "None"
+)
+
+// Workplace is a self-hosted workplace: a set of components, one per capability,
+// installed as Helm releases and wired together.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=wp
+// +kubebuilder:printcolumn:name="Domain",type=string,JSONPath=`.spec.domain`
+// +kubebuilder:printcolumn:name="Profile",type=string,JSONPath=`.spec.profile`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Workplace struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   WorkplaceSpec   `json:"spec,omitempty"`
+	Status WorkplaceStatus `json:"status,omitempty"`
+}
+
+// WorkplaceSpec is the desired state of a Workplace.
+type WorkplaceSpec struct {
+	// Domain is the DNS domain every public hostname of the workplace lives under.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Domain string `json:"domain"`
+
+	// Profile names the profile that picks the default component of each capability,
+	// routing, TLS and sizing (for example minikube or standard).
+	// +kubebuilder:validation:MinLength=1
+	Profile string `json:"profile"`
+
+	// Components maps a capability (identity, chat, video, files, office, postgres, redis)
+	// to the component that fills it, overriding the profile; "none" switches it off.
+	// +optional
+	Components map[string]string `json:"components,omitempty"`
+
+	// Values maps a component name to Helm values merged over the component's
+	// mapping and the profile's overlay.
+	// +optional
+	Values map[string]apiextensionsv1.JSON `json:"values,omitempty"`
+
+	// Patches maps a component name to kustomize patches applied to its rendered
+	// manifests (post-rendering).
+	// +optional
+	Patches map[string][]kustomize.Patch `json:"patches,omitempty"`
+
+	// DataPolicy says whether the volumes and databases of a removed component are
+	// kept (Retain, the default) or deleted (Delete).
+	// +kubebuilder:default=Retain
+	// +optional
+	DataPolicy DataPolicy `json:"dataPolicy,omitempty"`
+
+	// Routing overrides the profile's routing and TLS settings.
+	// +optional
+	Routing *Routing `json:"routing,omitempty"`
+
+	// Images overrides where images are pulled from (a registry mirror).
+	// +optional
+	Images *Images `json:"images,omitempty"`
+
+	// Suspend stops reconciliation of this workplace while true.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// Routing says how public hostnames are routed and how TLS is provided.
+type Routing struct {
+	// Mode is Ingress, Gateway or None.
+	// +optional
+	Mode RoutingMode `json:"mode,omitempty"`
+
+	// IngressClassName is the IngressClass of rendered Ingresses (mode Ingress).
+	// +optional
+	IngressClassName string `json:"ingressClassName,omitempty"`
+
+	// Gateway is the parent of rendered HTTPRoutes (mode Gateway).
+	// +optional
+	Gateway *GatewayRef `json:"gateway,omitempty"`
+
+	// ControllerNamespace is the namespace of the ingress or gateway controller's
+	// pods, admitted by the components' NetworkPolicies.
+	// +optional
+	ControllerNamespace string `json:"controllerNamespace,omitempty"`
+
+	// TLS says where certificates come from.
+	// +optional
+	TLS *TLS `json:"tls,omitempty"`
+}
+
+// GatewayRef names a Gateway API Gateway and optionally one of its listeners.
+type GatewayRef struct {
+	// Name of the Gateway.
+	Name string `json:"name"`
+	// Namespace of the Gateway.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// SectionName is the listener to attach to.
+	// +optional
+	SectionName string `json:"sectionName,omitempty"`
+}
+
+// TLS says where the certificates of public hostnames come from.
+type TLS struct {
+	// Mode is SelfSigned, Issuer, Secret or None.
+	// +optional
+	Mode TLSMode `json:"mode,omitempty"`
+	// Issuer is the cert-manager issuer (mode Issuer).
+	// +optional
+	Issuer *IssuerRef `json:"issuer,omitempty"`
+	// SecretName is the wildcard certificate Secret (mode Secret).
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+}
+
+// IssuerRef names a cert-manager Issuer or ClusterIssuer.
+type IssuerRef struct {
+	// Kind is ClusterIssuer (default) or Issuer.
+	// +kubebuilder:validation:Enum=ClusterIssuer;Issuer
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the issuer.
+	Name string `json:"name"`
+}
+
+// Images says where container images are pulled from.
+type Images struct {
+	// Registry replaces the registry of every image, for a mirror
+	// (for example registry.example.org/mirror).
+	// +optional
+	Registry string `json:"registry,omitempty"`
+}
+
+// WorkplaceStatus is the observed state of a Workplace.
+type WorkplaceStatus struct {
+	// ObservedGeneration is the last generation reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions hold Ready, Reconciling and Stalled (kstatus-compatible).
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// LastAppliedRevision is the source revision last applied successfully.
+	// +optional
+	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+
+	// LastAttemptedRevision is the source revision last attempted.
+	// +optional
+	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+
+	// Components is the state of each component's release.
+	// +optional
+	Components []ComponentStatus `json:"components,omitempty"`
+
+	// KeptVolumes lists PersistentVolumeClaims kept from removed components.
+	// +optional
+	KeptVolumes []KeptVolume `json:"keptVolumes,omitempty"`
+}
+
+// ComponentStatus is the state of one component's release.
+type ComponentStatus struct {
+	// Component is the component name.
+	Component string `json:"component"`
+	// Capability is the capability it fills.
+	Capability string `json:"capability"`
+	// Release is the Helm release name ("" for wiring-only components).
+	// +optional
+	Release string `json:"release,omitempty"`
+	// Chart is the chart name and version.
+	// +optional
+	Chart string `json:"chart,omitempty"`
+	// Revision is the Helm release revision.
+	// +optional
+	Revision int `json:"revision,omitempty"`
+	// Digest is the release digest last applied.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+	// Ready says whether every resource of the release is ready.
+	Ready bool `json:"ready"`
+	// Message explains the state.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// LastTransitionTime is when Ready last changed.
+	// +optional
+	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
+}
+
+// KeptVolume is a PersistentVolumeClaim kept after its component was removed.
+type KeptVolume struct {
+	// Component that owned the claim.
+	Component string `json:"component"`
+	// Name of the PersistentVolumeClaim.
+	Name string `json:"name"`
+	// Since is when the component was removed.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+}
+
+// WorkplaceList is a list of Workplaces.
+//
+// +kubebuilder:object:root=true
+type WorkplaceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Workplace `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Workplace{}, &WorkplaceList{})
+}

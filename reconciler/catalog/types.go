@@ -1,0 +1,135 @@
+package catalog
+
+import (
+	"github.com/platzwart/platzwart/api/v1alpha1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Kinds of catalog documents.
+const (
+	ComponentKind = "Component"
+	ProfileKind   = "Profile"
+)
+
+// Meta is the metadata of a catalog document.
+type Meta struct {
+	// Name of the component or profile.
+	Name string `json:"name"`
+}
+
+// Component is one implementation of one capability: a catalog entry and its chart.
+type Component struct {
+	APIVersion string        `json:"apiVersion"`
+	Kind       string        `json:"kind"`
+	Metadata   Meta          `json:"metadata"`
+	Spec       ComponentSpec `json:"spec"`
+
+	// File is where the component was read from (not part of the document).
+	File string `json:"-"`
+}
+
+// ComponentSpec describes a component, its needs and how the contract maps onto its chart.
+type ComponentSpec struct {
+	// Capability is the role the component fills.
+	Capability string `json:"capability"`
+	// Description is one paragraph for the catalog listing.
+	Description string `json:"description,omitempty"`
+	// Licence is the SPDX identifier of the upstream product's licence.
+	Licence string `json:"licence"`
+	// URL is the upstream project's address.
+	URL string `json:"url"`
+	// Chart is the chart directory (charts/<name>); empty for wiring-only components.
+	Chart string `json:"chart,omitempty"`
+	// Consumes lists capabilities that must be selected.
+	Consumes []string `json:"consumes,omitempty"`
+	// Optional lists capabilities used when selected.
+	Optional []string `json:"optional,omitempty"`
+	// Hosts are the public hostnames the component serves.
+	Hosts []Host `json:"hosts,omitempty"`
+	// OIDCClient is the client the component needs at the identity provider.
+	OIDCClient *OIDCClient `json:"oidcClient,omitempty"`
+	// Databases are the PostgreSQL databases the component needs.
+	Databases []Database `json:"databases,omitempty"`
+	// Secrets are generated once in the cluster and referenced by name.
+	Secrets []Secret `json:"secrets,omitempty"`
+	// Images are every image the chart runs, pinned.
+	Images []string `json:"images,omitempty"`
+	// Timeout is how long the release may take to become ready.
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Exports is the template of what a provider exports to its consumers.
+	Exports string `json:"exports,omitempty"`
+	// Values is the template mapping the contract onto the chart's values.
+	Values string `json:"values,omitempty"`
+}
+
+// Host is a public hostname: <subdomain>.<domain>.
+type Host struct {
+	// Name is the key of the host in templates.
+	Name string `json:"name"`
+	// Subdomain is prepended to the workplace domain; "" or "@" is the domain itself.
+	Subdomain string `json:"subdomain"`
+}
+
+// OIDCClient is the client a component needs at the identity provider.
+type OIDCClient struct {
+	// Host names which of the component's hosts is the client's root URL.
+	Host string `json:"host"`
+	// RedirectPaths are appended to the root URL to form the redirect URIs.
+	RedirectPaths []string `json:"redirectPaths"`
+	// PostLogoutRedirectPaths are appended to the root URL likewise.
+	PostLogoutRedirectPaths []string `json:"postLogoutRedirectPaths,omitempty"`
+	// PublicClient is true for a client without a secret.
+	PublicClient bool `json:"publicClient,omitempty"`
+}
+
+// Database is a PostgreSQL database and user a component needs.
+type Database struct {
+	// Name is the database and user name; unique in a workplace.
+	Name string `json:"name"`
+	// Collation sets LC_COLLATE and LC_CTYPE when the database is created.
+	Collation string `json:"collation,omitempty"`
+}
+
+// Secret is a Secret generated once in the cluster.
+type Secret struct {
+	// Name is appended to the release name to form the Secret's name.
+	Name string `json:"name"`
+	// Keys are the data keys and how each value is generated.
+	Keys map[string]Generator `json:"keys"`
+}
+
+// Generator says how a secret value is generated.
+type Generator struct {
+	// Length of the value in characters (default 32).
+	Length int `json:"length,omitempty"`
+	// Format is alphanumeric (default) or hex.
+	Format string `json:"format,omitempty"`
+}
+
+// Profile picks a component per capability and sets routing, sizing and value overlays.
+type Profile struct {
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Metadata   Meta        `json:"metadata"`
+	Spec       ProfileSpec `json:"spec"`
+
+	// File is where the profile was read from (not part of the document).
+	File string `json:"-"`
+}
+
+// ProfileSpec is the content of a profile.
+type ProfileSpec struct {
+	// Description says what the profile is for.
+	Description string `json:"description,omitempty"`
+	// Extends names the profile this one builds on.
+	Extends string `json:"extends,omitempty"`
+	// Components maps a capability to its default component ("none" switches it off).
+	Components map[string]string `json:"components,omitempty"`
+	// Routing is the default routing and TLS.
+	Routing *v1alpha1.Routing `json:"routing,omitempty"`
+	// Settings are free-form values every component template sees as .Settings.
+	Settings map[string]apiextensionsv1.JSON `json:"settings,omitempty"`
+	// Values are per-component value overlays.
+	Values map[string]apiextensionsv1.JSON `json:"values,omitempty"`
+}

@@ -1,0 +1,724 @@
+// Package plan turns a Workplace, its profile and the catalog into an ordered set of
+// Helm releases with fully computed values. It is pure: no cluster, no clock, no
+// randomness; the same input gives byte-identical output. Every validation error is
+// found here, naming file, document and field.
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/kustomize"
+
+	"github.com/platzwart/platzwart/api/v1alpha1"
+	"github.com/platzwart/platzwart/reconciler/catalog"
+	"github.com/platzwart/platzwart/reconciler/contract"
+	"github.com/platzwart/platzwart/reconciler/load"
+)
+
+// DefaultTimeout is the readiness timeout of a release whose component sets none.
+const DefaultTimeout = 5 * time.Minute
+
+// Plan is the desired state of one workplace.
+type Plan struct {
+	// Workplace is the workplace name.
+	Workplace string `json:"workplace"`
+	// Namespace is where its releases and secrets live.
+	Namespace string `json:"namespace"`
+	// Domain is the workplace domain.
+	Domain string `json:"domain"`
+	// Profile is the profile used.
+	Profile string `json:"profile"`
+	// DataPolicy says what happens to data of removed components.
+	DataPolicy v1alpha1.DataPolicy `json:"dataPolicy"`
+	// Components are the selected components, by capability.
+	Components []Selection `json:"components"`
+	// Releases are the Helm releases in dependency order (providers first).
+	Releases []*Release `json:"releases"`
+	// Secrets are generated once in the namespace before any release needs them.
+	Secrets []Secret `json:"secrets"`
+}
+
+// Selection is the component chosen for a capability.
+type Selection struct {
+	// Capability is the role.
+	Capability string `json:"capability"`
+	// Component fills it.
+	Component string `json:"component"`
+	// Release is the component's release ("" for wiring-only components).
+	Release string `json:"release,omitempty"`
+}
+
+// Release is one Helm release of the plan.
+type Release struct {
+	// Name is the release name, <workplace>-<component>.
+	Name string `json:"name"`
+	// Namespace of the release.
+	Namespace string `json:"namespace"`
+	// Component and Capability it implements.
+	Component  string `json:"component"`
+	Capability string `json:"capability"`
+	// ChartPath is the chart directory; ChartName and ChartVersion are from Chart.yaml.
+	ChartPath    string `json:"chartPath"`
+	ChartName    string `json:"chartName"`
+	ChartVersion string `json:"chartVersion"`
+	// ChartDigest is the digest of the chart's files.
+	ChartDigest string `json:"chartDigest"`
+	// DependsOn are the releases that must be ready first.
+	DependsOn []string `json:"dependsOn,omitempty"`
+	// Hosts are the public hostnames, by key.
+	Hosts map[string]string `json:"hosts,omitempty"`
+	// Images the release runs.
+	Images []string `json:"images,omitempty"`
+	// Timeout for readiness.
+	Timeout time.Duration `json:"timeout"`
+	// Values are the computed Helm values (references to Secrets, never secrets).
+	Values map[string]any `json:"values"`
+	// Patches are kustomize patches applied after rendering.
+	Patches []kustomize.Patch `json:"patches,omitempty"`
+	// Digest covers chart, values and patches: equal digests render equal manifests.
+	Digest string `json:"digest"`
+
+	// Chart is the loaded chart.
+	Chart *catalog.Chart `json:"-"`
+	// PatchesOrigin names where the patches come from, for errors.
+	PatchesOrigin string `json:"-"`
+}
+
+// Secret is a Secret generated once in the workplace's namespace.
+type Secret struct {
+	// Name of the Secret.
+	Name string `json:"name"`
+	// Component that needs it ("" for workplace-wide secrets).
+	Component string `json:"component,omitempty"`
+	// Type is Opaque or kubernetes.io/tls.
+	Type string `json:"type"`
+	// Keys are generated values by key (Opaque).
+	Keys map[string]catalog.Generator `json:"keys,omitempty"`
+	// DNSNames of a self-signed certificate (kubernetes.io/tls).
+	DNSNames []string `json:"dnsNames,omitempty"`
+}
+
+// component is a selected component while the plan is built.
+type component struct {
+	def      *catalog.Component
+	release  string
+	hosts    map[string]string
+	values   map[string]any // profile overlay + workplace values
+	exports  map[string]any
+	uses     map[string]any
+	deps     []string // components it consumes (selected providers)
+	consumer map[string]any
+}
+
+// Build computes the plan of w with the catalog cat.
+func Build(w *load.Workplace, cat *catalog.Catalog) (*Plan, error) {
+	b := &builder{w: w, cat: cat}
+	return b.build()
+}
+
+type builder struct {
+	w       *load.Workplace
+	cat     *catalog.Catalog
+	profile resolvedProfile
+	byCap   map[string]*component
+	byName  map[string]*component
+}
+
+func (b *builder) build() (*Plan, error) {
+	w := b.w
+	prof, err := resolveProfile(b.cat, w.Spec.Profile)
+	if err != nil {
+		return nil, w.Errorf("spec.profile", "%v", err)
+	}
+	b.profile = prof
+	if err := b.selectComponents(); err != nil {
+		return nil, err
+	}
+	if err := b.checkInputs(); err != nil {
+		return nil, err
+	}
+	order, err := b.order()
+	if err != nil {
+		return nil, err
+	}
+	routing, tlsSecret := b.routing()
+	p := &Plan{
+		Workplace:  w.Name,
+		Namespace:  w.Namespace,
+		Domain:     w.Spec.Domain,
+		Profile:    w.Spec.Profile,
+		DataPolicy: w.Spec.DataPolicy,
+	}
+	if p.DataPolicy == "" {
+		p.DataPolicy = v1alpha1.DataPolicyRetain
+	}
+	if tlsSecret != "" {
+		p.Secrets = append(p.Secrets, Secret{Name: tlsSecret, Type: "kubernetes.io/tls", DNSNames: []string{w.Spec.Domain, "*." + w.Spec.Domain}})
+	}
+
+	// Exports first: they depend only on the provider itself.
+	for _, name := range order {
+		c := b.byName[name]
+		ctx := b.baseContext(c, routing)
+		if err := b.export(c, ctx); err != nil {
+			return nil, err
+		}
+	}
+	b.wire()
+	var errs []error
+	for _, name := range order {
+		c := b.byName[name]
+		p.Components = append(p.Components, Selection{Capability: c.def.Spec.Capability, Component: name, Release: c.release})
+		p.Secrets = append(p.Secrets, b.secrets(c)...)
+		if c.def.Spec.Chart == "" {
+			continue
+		}
+		rel, err := b.release(c, routing)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.Releases = append(p.Releases, rel)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	sort.Slice(p.Components, func(i, j int) bool { return p.Components[i].Capability < p.Components[j].Capability })
+	sort.Slice(p.Secrets, func(i, j int) bool { return p.Secrets[i].Name < p.Secrets[j].Name })
+	return p, nil
+}
+
+// selectComponents applies the workplace's choices over the profile's.
+func (b *builder) selectComponents() error {
+	w := b.w
+	sel := map[string]string{}
+	for capName, comp := range b.profile.components {
+		sel[capName] = comp
+	}
+	var errs []error
+	for _, capName := range sortedKeys(w.Spec.Components) {
+		comp := w.Spec.Components[capName]
+		if err := b.cat.CheckSelection(capName, comp); err != nil {
+			errs = append(errs, w.Errorf("spec.components."+capName, "%v", err))
+			continue
+		}
+		sel[capName] = comp
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	b.byCap = map[string]*component{}
+	b.byName = map[string]*component{}
+	for _, capName := range sortedKeys(sel) {
+		name := sel[capName]
+		if name == v1alpha1.None {
+			continue
+		}
+		def := b.cat.Components[name]
+		c := &component{def: def, release: contract.ReleaseName(w.Name, name)}
+		if def.Spec.Chart == "" {
+			c.release = ""
+		}
+		b.byCap[capName] = c
+		b.byName[name] = c
+	}
+	for _, capName := range sortedKeys(b.byCap) {
+		c := b.byCap[capName]
+		for _, need := range c.def.Spec.Consumes {
+			if _, ok := b.byCap[need]; ok {
+				c.deps = append(c.deps, b.byCap[need].def.Metadata.Name)
+				continue
+			}
+			why := "which no component fills (the profile selects none)"
+			if sel[need] == v1alpha1.None {
+				why = "which is switched off"
+			}
+			errs = append(errs, w.Errorf("spec.components."+need, "component %q (%s) consumes %q, %s; known for %s: %s",
+				c.def.Metadata.Name, capName, need, why, need, strings.Join(b.cat.ByCapability(need), ", ")))
+		}
+		for _, opt := range c.def.Spec.Optional {
+			if p, ok := b.byCap[opt]; ok {
+				c.deps = append(c.deps, p.def.Metadata.Name)
+			}
+		}
+		sort.Strings(c.deps)
+	}
+	return errors.Join(errs...)
+}
+
+// checkInputs validates the workplace's values, patches and hostnames against the selection.
+func (b *builder) checkInputs() error {
+	w := b.w
+	var errs []error
+	for _, name := range sortedKeys(w.Spec.Values) {
+		if _, ok := b.cat.Components[name]; !ok {
+			errs = append(errs, w.Errorf("spec.values."+name, "unknown component %q", name))
+			continue
+		}
+		if _, err := fromJSON(w.Spec.Values[name]); err != nil {
+			errs = append(errs, w.Errorf("spec.values."+name, "%v", err))
+		}
+	}
+	for _, name := range sortedKeys(w.Spec.Patches) {
+		comp, ok := b.cat.Components[name]
+		if !ok {
+			errs = append(errs, w.Errorf("spec.patches."+name, "unknown component %q", name))
+			continue
+		}
+		if comp.Spec.Chart == "" {
+			errs = append(errs, w.Errorf("spec.patches."+name, "component %q has no chart to patch", name))
+		}
+		for i, p := range w.Spec.Patches[name] {
+			if strings.TrimSpace(p.Patch) == "" {
+				errs = append(errs, w.Errorf(fmt.Sprintf("spec.patches.%s[%d].patch", name, i), "required"))
+			}
+		}
+	}
+	owner := map[string]string{}
+	for _, capName := range sortedKeys(b.byCap) {
+		c := b.byCap[capName]
+		c.hosts = map[string]string{}
+		for _, h := range c.def.Spec.Hosts {
+			fqdn := w.Spec.Domain
+			if h.Subdomain != "" && h.Subdomain != "@" {
+				fqdn = h.Subdomain + "." + w.Spec.Domain
+			}
+			if err := load.ValidateDomain(fqdn); err != nil {
+				errs = append(errs, w.Errorf("spec.domain", "host %q of component %q: %v", h.Name, c.def.Metadata.Name, err))
+			}
+			c.hosts[h.Name] = fqdn
+			// The bare domain may be shared (each component claims its own paths there).
+			if fqdn == w.Spec.Domain {
+				continue
+			}
+			if prev, dup := owner[fqdn]; dup {
+				errs = append(errs, w.Errorf("spec.components."+capName, "duplicate hostname %q: served by component %q and by %s", fqdn, c.def.Metadata.Name, prev))
+				continue
+			}
+			owner[fqdn] = fmt.Sprintf("component %q", c.def.Metadata.Name)
+		}
+		vals := map[string]any{}
+		if ov, ok := b.profile.values[c.def.Metadata.Name]; ok {
+			vals = merge(vals, ov)
+		}
+		if raw, ok := w.Spec.Values[c.def.Metadata.Name]; ok {
+			m, err := fromJSON(raw)
+			if err == nil {
+				vals = merge(vals, m)
+			}
+		}
+		c.values = vals
+	}
+	return errors.Join(errs...)
+}
+
+// order sorts the selected components so providers come before consumers, and
+// reports a dependency cycle naming its members.
+func (b *builder) order() ([]string, error) {
+	const (
+		unvisited = iota
+		visiting
+		done
+	)
+	state := map[string]int{}
+	var out []string
+	var stack []string
+	var visit func(name string) error
+	visit = func(name string) error {
+		switch state[name] {
+		case done:
+			return nil
+		case visiting:
+			i := 0
+			for i < len(stack) && stack[i] != name {
+				i++
+			}
+			cycle := append(append([]string{}, stack[i:]...), name)
+			return b.w.Errorf("spec.components", "dependency cycle: %s", strings.Join(cycle, " → "))
+		}
+		state[name] = visiting
+		stack = append(stack, name)
+		for _, dep := range b.byName[name].deps {
+			if err := visit(dep); err != nil {
+				return err
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[name] = done
+		out = append(out, name)
+		return nil
+	}
+	for _, name := range sortedKeys(b.byName) {
+		if err := visit(name); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// routing computes the routing value every chart receives, and the name of the
+// self-signed wildcard Secret when the TLS mode asks for one.
+func (b *builder) routing() (map[string]any, string) {
+	r := b.profile.routing
+	if o := b.w.Spec.Routing; o != nil {
+		r = mergeRouting(r, *o)
+	}
+	mode := strings.ToLower(string(r.Mode))
+	if mode == "" {
+		mode = "ingress"
+	}
+	gw := map[string]any{"name": "", "namespace": "", "sectionName": ""}
+	if r.Gateway != nil {
+		gw = map[string]any{"name": r.Gateway.Name, "namespace": r.Gateway.Namespace, "sectionName": r.Gateway.SectionName}
+	}
+	tls := map[string]any{"secretName": "", "clusterIssuer": "", "issuer": ""}
+	var tlsSecret string
+	if r.TLS != nil {
+		switch r.TLS.Mode {
+		case v1alpha1.TLSSelfSigned:
+			tlsSecret = contract.TLSSecret(b.w.Name)
+			tls["secretName"] = tlsSecret
+		case v1alpha1.TLSSecret:
+			tls["secretName"] = r.TLS.SecretName
+		case v1alpha1.TLSIssuer:
+			if r.TLS.Issuer.Kind == "Issuer" {
+				tls["issuer"] = r.TLS.Issuer.Name
+			} else {
+				tls["clusterIssuer"] = r.TLS.Issuer.Name
+			}
+		}
+	}
+	return map[string]any{
+		"mode":             mode,
+		"ingress":          map[string]any{"className": r.IngressClassName},
+		"gateway":          gw,
+		"tls":              tls,
+		"ingressNamespace": r.ControllerNamespace,
+	}, tlsSecret
+}
+
+// baseContext is the template context every component gets, before wiring.
+func (b *builder) baseContext(c *component, routing map[string]any) map[string]any {
+	w := b.w
+	urls := map[string]any{}
+	hosts := map[string]any{}
+	for k, v := range c.hosts {
+		hosts[k] = v
+		urls[k] = "https://" + v
+	}
+	secrets := map[string]any{}
+	for _, s := range c.def.Spec.Secrets {
+		secrets[s.Name] = map[string]any{"name": contract.ComponentSecret(b.releaseOrName(c), s.Name)}
+	}
+	registry := ""
+	if w.Spec.Images != nil {
+		registry = w.Spec.Images.Registry
+	}
+	return map[string]any{
+		"Workplace": map[string]any{"Name": w.Name, "Namespace": w.Namespace, "Domain": w.Spec.Domain},
+		"Release":   map[string]any{"Name": c.release, "Namespace": w.Namespace},
+		"Component": map[string]any{"Name": c.def.Metadata.Name, "Capability": c.def.Spec.Capability},
+		"Hosts":     hosts,
+		"URLs":      urls,
+		"Routing":   routing,
+		"Images":    map[string]any{"Registry": registry},
+		"Settings":  deepCopy(b.profile.settings),
+		"Values":    deepCopy(c.values),
+		"Secrets":   secrets,
+	}
+}
+
+// releaseOrName names a component's secrets: its release, or <workplace>-<component>
+// for wiring-only components.
+func (b *builder) releaseOrName(c *component) string {
+	if c.release != "" {
+		return c.release
+	}
+	return contract.ReleaseName(b.w.Name, c.def.Metadata.Name)
+}
+
+// export renders a provider's exports and checks them against its capability's contract.
+func (b *builder) export(c *component, ctx map[string]any) error {
+	def := c.def
+	capDef, _ := contract.Lookup(def.Spec.Capability)
+	c.exports = map[string]any{}
+	if strings.TrimSpace(def.Spec.Exports) != "" {
+		t, err := catalog.ParseTemplate(def.Metadata.Name+" exports", def.Spec.Exports)
+		if err != nil {
+			return b.componentError(c, "spec.exports", err)
+		}
+		out, err := t.Execute(ctx)
+		if err != nil {
+			return b.componentError(c, "spec.exports", err)
+		}
+		c.exports = out
+	}
+	var missing []string
+	for _, k := range capDef.Exports {
+		if v, ok := c.exports[k]; !ok || v == nil || v == "" {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return b.componentError(c, "spec.exports", fmt.Errorf("the %s contract requires %s", capDef.Name, strings.Join(missing, ", ")))
+	}
+	c.exports["component"] = def.Metadata.Name
+	c.exports["release"] = c.release
+	return nil
+}
+
+// componentError reports a problem of a component's template in the workplace that
+// triggered it, naming the component's file and field too.
+func (b *builder) componentError(c *component, field string, err error) error {
+	return b.w.Errorf("spec.components."+c.def.Spec.Capability, "component %q: %s: %s: %v", c.def.Metadata.Name, c.def.File, field, err)
+}
+
+// wire computes what each consumer receives (.Uses) and what each provider learns of
+// its consumers (.Consumers).
+func (b *builder) wire() {
+	consumers := map[string][]map[string]any{}
+	for _, name := range sortedKeys(b.byName) {
+		c := b.byName[name]
+		c.uses = map[string]any{}
+		entry := map[string]any{
+			"Component": name,
+			"Release":   c.release,
+			"Hosts":     stringMap(c.hosts),
+			"URLs":      urlMap(c.hosts),
+		}
+		for _, dep := range c.deps {
+			p := b.byName[dep]
+			capName := p.def.Spec.Capability
+			use := deepCopy(p.exports)
+			switch capName {
+			case contract.Identity:
+				if o := c.def.Spec.OIDCClient; o != nil {
+					root := "https://" + c.hosts[o.Host]
+					ref := contract.OIDCClientSecret(b.releaseOrName(c))
+					use["clientID"] = name
+					use["clientSecret"] = ref.Map()
+					oidc := map[string]any{
+						"clientID":               name,
+						"clientSecret":           ref.Map(),
+						"rootURL":                root,
+						"redirectURIs":           joinPaths(root, o.RedirectPaths),
+						"postLogoutRedirectURIs": joinPaths(root, o.PostLogoutRedirectPaths),
+						"webOrigins":             []any{root},
+						"publicClient":           o.PublicClient,
+					}
+					if o.PublicClient {
+						delete(use, "clientSecret")
+						delete(oidc, "clientSecret")
+					}
+					entry["OIDC"] = oidc
+				}
+			case contract.Postgres:
+				dbs := map[string]any{}
+				var list []any
+				for _, d := range c.def.Spec.Databases {
+					ref := contract.DatabasePasswordSecret(b.releaseOrName(c), d.Name)
+					if cs, _ := p.exports["credentialsSecret"].(string); cs != "" {
+						ref = contract.ExternalDatabasePasswordSecret(cs, d.Name)
+					}
+					dbs[d.Name] = map[string]any{
+						"host": p.exports["host"], "port": p.exports["port"], "sslMode": p.exports["sslMode"],
+						"database": d.Name, "user": d.Name, "passwordSecret": ref.Map(),
+					}
+					list = append(list, map[string]any{"database": d.Name, "user": d.Name, "collation": d.Collation, "passwordSecret": ref.Map()})
+				}
+				use["databases"] = dbs
+				entry["Databases"] = list
+			}
+			c.uses[capName] = use
+		}
+		for _, dep := range c.deps {
+			consumers[dep] = append(consumers[dep], entry)
+		}
+	}
+	for name, c := range b.byName {
+		list := make([]any, 0, len(consumers[name]))
+		for _, e := range consumers[name] {
+			e := deepCopy(e)
+			// A consumer entry carries only what concerns this provider.
+			switch c.def.Spec.Capability {
+			case contract.Identity:
+				delete(e, "Databases")
+			case contract.Postgres:
+				delete(e, "OIDC")
+			default:
+				delete(e, "OIDC")
+				delete(e, "Databases")
+			}
+			list = append(list, e)
+		}
+		c.consumer = map[string]any{"list": list}
+	}
+}
+
+// secrets lists the Secrets a component needs generated.
+func (b *builder) secrets(c *component) []Secret {
+	name := c.def.Metadata.Name
+	rel := b.releaseOrName(c)
+	var out []Secret
+	for _, s := range c.def.Spec.Secrets {
+		out = append(out, Secret{Name: contract.ComponentSecret(rel, s.Name), Component: name, Type: "Opaque", Keys: s.Keys})
+	}
+	if o := c.def.Spec.OIDCClient; o != nil && !o.PublicClient {
+		if _, ok := c.uses[contract.Identity]; ok {
+			ref := contract.OIDCClientSecret(rel)
+			out = append(out, Secret{Name: ref.Name, Component: name, Type: "Opaque", Keys: map[string]catalog.Generator{ref.Key: {Length: 48}}})
+		}
+	}
+	if pg, ok := b.byCap[contract.Postgres]; ok {
+		if cs, _ := pg.exports["credentialsSecret"].(string); cs == "" {
+			if _, uses := c.uses[contract.Postgres]; uses {
+				for _, d := range c.def.Spec.Databases {
+					ref := contract.DatabasePasswordSecret(rel, d.Name)
+					out = append(out, Secret{Name: ref.Name, Component: name, Type: "Opaque", Keys: map[string]catalog.Generator{ref.Key: {Length: 32}}})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// release computes one release: values from the mapping, overlays and the digest.
+func (b *builder) release(c *component, routing map[string]any) (*Release, error) {
+	def := c.def
+	ch, err := b.cat.Chart(def.Spec.Chart)
+	if err != nil {
+		return nil, b.componentError(c, "spec.chart", err)
+	}
+	ctx := b.baseContext(c, routing)
+	ctx["Uses"] = deepCopy(c.uses)
+	ctx["Consumers"] = c.consumer["list"]
+	t, err := catalog.ParseTemplate(def.Metadata.Name+" values", def.Spec.Values)
+	if err != nil {
+		return nil, b.componentError(c, "spec.values", err)
+	}
+	mapped, err := t.Execute(ctx)
+	if err != nil {
+		return nil, b.componentError(c, "spec.values", err)
+	}
+	values, err := normalize(merge(mapped, deepCopy(c.values)))
+	if err != nil {
+		return nil, b.componentError(c, "spec.values", err)
+	}
+	var deps []string
+	for _, d := range c.deps {
+		if r := b.byName[d].release; r != "" {
+			deps = append(deps, r)
+		}
+	}
+	timeout := DefaultTimeout
+	if def.Spec.Timeout != nil {
+		timeout = def.Spec.Timeout.Duration
+	}
+	rel := &Release{
+		Name:          c.release,
+		Namespace:     b.w.Namespace,
+		Component:     def.Metadata.Name,
+		Capability:    def.Spec.Capability,
+		ChartPath:     def.Spec.Chart,
+		ChartName:     ch.Chart.Name(),
+		ChartVersion:  ch.Chart.Metadata.Version,
+		ChartDigest:   ch.Digest,
+		DependsOn:     deps,
+		Hosts:         c.hosts,
+		Images:        def.Spec.Images,
+		Timeout:       timeout,
+		Values:        values,
+		Patches:       b.w.Spec.Patches[def.Metadata.Name],
+		Chart:         ch,
+		PatchesOrigin: fmt.Sprintf("%s: %s: spec.patches.%s", b.w.File, b.w.Label(), def.Metadata.Name),
+	}
+	rel.Digest, err = digest(rel)
+	if err != nil {
+		return nil, b.componentError(c, "spec.values", err)
+	}
+	return rel, nil
+}
+
+// digest hashes what determines a release's manifests: name, namespace, chart, values
+// and patches. JSON encoding sorts map keys, so equal input hashes equally.
+func digest(r *Release) (string, error) {
+	data, err := json.Marshal(struct {
+		Name, Namespace, Chart string
+		Values                 map[string]any
+		Patches                []kustomize.Patch
+	}{r.Name, r.Namespace, r.ChartDigest, r.Values, r.Patches})
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+func joinPaths(root string, paths []string) []any {
+	out := make([]any, 0, len(paths))
+	for _, p := range paths {
+		out = append(out, root+p)
+	}
+	return out
+}
+
+func stringMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func urlMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = "https://" + v
+	}
+	return out
+}
+
+// deepCopy copies maps and slices of a template value, so templates never share state.
+func deepCopy[T any](v T) T {
+	return copyAny(any(v)).(T)
+}
+
+func copyAny(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		if t == nil {
+			return t
+		}
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			out[k] = copyAny(e)
+		}
+		return out
+	case []any:
+		if t == nil {
+			return t
+		}
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = copyAny(e)
+		}
+		return out
+	}
+	return v
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
