@@ -38,6 +38,10 @@ dependency order.`,
 	root.AddCommand(
 		newRenderCommand(g),
 		newValidateCommand(g),
+		newPlanCommand(g),
+		newApplyCommand(g),
+		newStatusCommand(g),
+		newUninstallCommand(g),
 		newCatalogCommand(),
 		newVersionCommand(),
 	)

@@ -59,6 +59,8 @@ type Selection struct {
 type Release struct {
 	// Name is the release name, <workplace>-<component>.
 	Name string `json:"name"`
+	// Workplace the release belongs to.
+	Workplace string `json:"workplace"`
 	// Namespace of the release.
 	Namespace string `json:"namespace"`
 	// Component and Capability it implements.
@@ -113,7 +115,8 @@ type component struct {
 	values   map[string]any // profile overlay + workplace values
 	exports  map[string]any
 	uses     map[string]any
-	deps     []string // components it consumes (selected providers)
+	deps     []string // components it consumes, required and optional (wiring)
+	needs    []string // components it requires (ordering: ready before it starts)
 	consumer map[string]any
 }
 
@@ -234,6 +237,7 @@ func (b *builder) selectComponents() error {
 		for _, need := range c.def.Spec.Consumes {
 			if _, ok := b.byCap[need]; ok {
 				c.deps = append(c.deps, b.byCap[need].def.Metadata.Name)
+				c.needs = append(c.needs, b.byCap[need].def.Metadata.Name)
 				continue
 			}
 			why := "which no component fills (the profile selects none)"
@@ -249,6 +253,7 @@ func (b *builder) selectComponents() error {
 			}
 		}
 		sort.Strings(c.deps)
+		sort.Strings(c.needs)
 	}
 	return errors.Join(errs...)
 }
@@ -319,8 +324,10 @@ func (b *builder) checkInputs() error {
 	return errors.Join(errs...)
 }
 
-// order sorts the selected components so providers come before consumers, and
-// reports a dependency cycle naming its members.
+// order sorts the selected components so required providers come before their
+// consumers, and reports a dependency cycle naming its members. Optional consumption
+// only wires URLs (they are known before anything runs), so it does not order: files
+// and office may point at each other.
 func (b *builder) order() ([]string, error) {
 	const (
 		unvisited = iota
@@ -345,7 +352,7 @@ func (b *builder) order() ([]string, error) {
 		}
 		state[name] = visiting
 		stack = append(stack, name)
-		for _, dep := range b.byName[name].deps {
+		for _, dep := range b.byName[name].needs {
 			if err := visit(dep); err != nil {
 				return err
 			}
@@ -612,7 +619,7 @@ func (b *builder) release(c *component, routing map[string]any) (*Release, error
 		return nil, b.componentError(c, "spec.values", err)
 	}
 	var deps []string
-	for _, d := range c.deps {
+	for _, d := range c.needs {
 		if r := b.byName[d].release; r != "" {
 			deps = append(deps, r)
 		}

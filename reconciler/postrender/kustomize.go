@@ -15,7 +15,24 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Kustomize is a helm.sh/helm/v3/pkg/postrender.PostRenderer applying patches.
+// KeepAnnotation tells Helm to leave a resource in place when the release is
+// uninstalled. The post-renderer puts it on every PersistentVolumeClaim, so removing or
+// swapping a component never deletes its data; platzwart deletes kept claims itself
+// only under dataPolicy Delete. A release installed again under the same name adopts
+// its kept claims.
+const KeepAnnotation = "helm.sh/resource-policy"
+
+// keepPVCs is the patch that sets KeepAnnotation on every PersistentVolumeClaim.
+const keepPVCs = `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: any
+  annotations:
+    helm.sh/resource-policy: keep
+`
+
+// Kustomize is a helm.sh/helm/v3/pkg/postrender.PostRenderer applying patches, and
+// marking every PersistentVolumeClaim to be kept on uninstall.
 type Kustomize struct {
 	// Patches are applied in order; each must match at least one resource.
 	Patches []kustomize.Patch
@@ -27,7 +44,8 @@ type Kustomize struct {
 // Run applies the patches to the rendered manifests. A patch whose target matches no
 // resource is an error, so a typo never passes silently.
 func (k *Kustomize) Run(rendered *bytes.Buffer) (*bytes.Buffer, error) {
-	if len(k.Patches) == 0 {
+	hasPVC := bytes.Contains(rendered.Bytes(), []byte("kind: PersistentVolumeClaim"))
+	if len(k.Patches) == 0 && !hasPVC {
 		return rendered, nil
 	}
 	const dir = "/release"
@@ -65,6 +83,9 @@ func (k *Kustomize) Run(rendered *bytes.Buffer) (*bytes.Buffer, error) {
 			kp.Target = sel
 		}
 		kz.Patches = append(kz.Patches, kp)
+	}
+	if hasPVC {
+		kz.Patches = append(kz.Patches, kusttypes.Patch{Patch: keepPVCs, Target: &kusttypes.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Version: "v1", Kind: "PersistentVolumeClaim"}}}})
 	}
 	out, err := run(fsys, dir, kz)
 	if err != nil {

@@ -1,0 +1,435 @@
+// Package release makes a cluster match a plan: one Helm release per component,
+// installed, upgraded, left alone or uninstalled through the Helm v3 SDK in-process,
+// in dependency order with independent releases in parallel, each waited for with
+// kstatus until it is ready.
+package release
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
+
+	"github.com/platzwart/platzwart/reconciler/kube"
+	"github.com/platzwart/platzwart/reconciler/plan"
+	"github.com/platzwart/platzwart/reconciler/postrender"
+)
+
+// Action is what happens to one release.
+type Action string
+
+// Actions.
+const (
+	ActionInstall   Action = "install"
+	ActionUpgrade   Action = "upgrade"
+	ActionUnchanged Action = "unchanged"
+	ActionUninstall Action = "uninstall"
+)
+
+// Options tune the engine.
+type Options struct {
+	// Parallelism bounds how many releases are acted on at once (default 4).
+	Parallelism int
+	// PollInterval is how often readiness is polled (default 250ms).
+	PollInterval time.Duration
+	// Progress receives a line per step; nil discards.
+	Progress func(Event)
+}
+
+// Event is one step of one release, for progress output.
+type Event struct {
+	// Release is the release name.
+	Release string
+	// Step is what happens: install, upgrade, rollback, uninstall, wait, ready, failed, unchanged, recover, skipped.
+	Step string
+	// Elapsed is the time since the release's work started.
+	Elapsed time.Duration
+	// Message gives details.
+	Message string
+}
+
+// Engine applies plans to one cluster.
+type Engine struct {
+	cluster *kube.Cluster
+	opts    Options
+}
+
+// New returns an engine for the cluster.
+func New(c *kube.Cluster, opts Options) *Engine {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = 4
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 250 * time.Millisecond
+	}
+	return &Engine{cluster: c, opts: opts}
+}
+
+// Step is the action decided for one release.
+type Step struct {
+	// Release is the release name.
+	Release string `json:"release"`
+	// Component it implements.
+	Component string `json:"component"`
+	// Action to take.
+	Action Action `json:"action"`
+	// Reason says why.
+	Reason string `json:"reason"`
+	// Revision is the current Helm revision (0 if not installed).
+	Revision int `json:"revision,omitempty"`
+
+	planned *plan.Release
+	current *deployed
+}
+
+// Decide compares the plan with Helm storage and returns one step per release, planned
+// releases in plan order first, then uninstalls. It only reads.
+func (e *Engine) Decide(ctx context.Context, p *plan.Plan) ([]Step, error) {
+	_ = ctx
+	cfg, err := e.helmConfig(p.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	current, err := listWorkplace(cfg, p.Workplace)
+	if err != nil {
+		return nil, err
+	}
+	var steps []Step
+	planned := map[string]bool{}
+	for _, rel := range p.Releases {
+		planned[rel.Name] = true
+		d := current[rel.Name]
+		s := Step{Release: rel.Name, Component: rel.Component, planned: rel, current: d}
+		switch {
+		case d == nil:
+			s.Action, s.Reason = ActionInstall, "not installed"
+		case isPending(d.latest):
+			s.Action, s.Reason = ActionUpgrade, fmt.Sprintf("revision %d was left %s by an interrupted action", d.latest.Version, d.latest.Info.Status)
+			if d.lastGood == nil {
+				s.Action = ActionInstall
+			}
+		case d.latest.Info.Status != release.StatusDeployed:
+			s.Action, s.Reason = ActionUpgrade, fmt.Sprintf("revision %d is %s", d.latest.Version, d.latest.Info.Status)
+			if d.lastGood == nil {
+				s.Action = ActionInstall
+			}
+		case d.latest.Labels[LabelDigest] != digestLabel(rel.Digest):
+			s.Action, s.Reason = ActionUpgrade, "chart, values or patches changed"
+		default:
+			s.Action, s.Reason = ActionUnchanged, "digest unchanged"
+		}
+		if d != nil {
+			s.Revision = d.latest.Version
+		}
+		steps = append(steps, s)
+	}
+	var gone []string
+	for name := range current {
+		if !planned[name] {
+			gone = append(gone, name)
+		}
+	}
+	sort.Strings(gone)
+	for _, name := range gone {
+		d := current[name]
+		steps = append(steps, Step{Release: name, Component: d.latest.Labels[LabelComponent], Action: ActionUninstall,
+			Reason: "component no longer selected", Revision: d.latest.Version, current: d})
+	}
+	return steps, nil
+}
+
+// Outcome is what happened to one release.
+type Outcome struct {
+	Step
+	// Ready is true when every resource of the release is ready.
+	Ready bool `json:"ready"`
+	// Err is why it failed ("" on success).
+	Err string `json:"error,omitempty"`
+	// Duration of the work on this release.
+	Duration time.Duration `json:"duration"`
+	// Revision after the action.
+	NewRevision int `json:"newRevision,omitempty"`
+}
+
+// Result is the outcome of one Apply.
+type Result struct {
+	// Outcomes per release, in plan order, uninstalls last.
+	Outcomes []Outcome `json:"outcomes"`
+}
+
+// Failed returns the outcomes that failed.
+func (r *Result) Failed() []Outcome {
+	var out []Outcome
+	for _, o := range r.Outcomes {
+		if o.Err != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Apply carries out steps (from Decide): releases in dependency order, a release only
+// once those it depends on are ready, independent ones in parallel. Uninstalls come
+// last and only when everything else is ready (make-before-break).
+func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result, error) {
+	cfgFor := func() (*action.Configuration, error) { return e.helmConfig(p.Namespace) }
+	byName := map[string]int{}
+	for i, s := range steps {
+		byName[s.Release] = i
+	}
+	outcomes := make([]Outcome, len(steps))
+	done := make([]chan struct{}, len(steps))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	sem := make(chan struct{}, e.opts.Parallelism)
+	var wg sync.WaitGroup
+	for i, s := range steps {
+		if s.Action == ActionUninstall {
+			close(done[i])
+			continue
+		}
+		wg.Add(1)
+		go func(i int, s Step) {
+			defer wg.Done()
+			defer close(done[i])
+			start := time.Now()
+			out := Outcome{Step: s}
+			defer func() {
+				out.Duration = time.Since(start)
+				outcomes[i] = out
+			}()
+			for _, dep := range s.planned.DependsOn {
+				j, ok := byName[dep]
+				if !ok {
+					continue
+				}
+				select {
+				case <-done[j]:
+				case <-ctx.Done():
+					out.Err = ctx.Err().Error()
+					return
+				}
+				if outcomes[j].Err != "" || !outcomes[j].Ready {
+					out.Err = fmt.Sprintf("not started: %s is not ready", dep)
+					e.progress(s.Release, "skipped", 0, out.Err)
+					return
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				out.Err = ctx.Err().Error()
+				return
+			}
+			defer func() { <-sem }()
+			start = time.Now()
+			cfg, err := cfgFor()
+			if err != nil {
+				out.Err = err.Error()
+				return
+			}
+			rev, err := e.applyOne(ctx, cfg, s, start)
+			out.NewRevision = rev
+			if err != nil {
+				out.Err = err.Error()
+				e.progress(s.Release, "failed", time.Since(start), out.Err)
+				return
+			}
+			out.Ready = true
+		}(i, s)
+	}
+	wg.Wait()
+	failed := false
+	for i, s := range steps {
+		if s.Action != ActionUninstall && outcomes[i].Err != "" {
+			failed = true
+		}
+	}
+	for i, s := range steps {
+		if s.Action != ActionUninstall {
+			continue
+		}
+		out := Outcome{Step: s}
+		if failed {
+			out.Err = "kept running: another release of the workplace is not ready (make-before-break)"
+			e.progress(s.Release, "skipped", 0, out.Err)
+			outcomes[i] = out
+			continue
+		}
+		start := time.Now()
+		cfg, err := cfgFor()
+		if err == nil {
+			err = e.uninstall(ctx, cfg, s, p, start)
+		}
+		out.Duration = time.Since(start)
+		if err != nil {
+			out.Err = err.Error()
+			e.progress(s.Release, "failed", out.Duration, out.Err)
+		} else {
+			out.Ready = true
+		}
+		outcomes[i] = out
+	}
+	return &Result{Outcomes: outcomes}, ctx.Err()
+}
+
+// applyOne installs, upgrades or checks one release and waits until it is ready.
+func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, s Step, start time.Time) (int, error) {
+	rel := s.planned
+	if s.current != nil && isPending(s.current.latest) {
+		e.progress(s.Release, "recover", time.Since(start), s.Reason)
+		if err := unlock(cfg, s.current.latest); err != nil {
+			return 0, err
+		}
+	}
+	labels := map[string]string{LabelWorkplace: rel.Workplace, LabelComponent: rel.Component, LabelCapability: rel.Capability, LabelDigest: digestLabel(rel.Digest)}
+	post := &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin}
+	switch s.Action {
+	case ActionUnchanged:
+		e.progress(s.Release, "unchanged", time.Since(start), "revision "+fmt.Sprint(s.Revision))
+		if err := e.waitManifest(ctx, s.current.latest.Manifest, rel); err != nil {
+			return s.Revision, err
+		}
+		return s.Revision, nil
+	case ActionInstall:
+		if s.current != nil {
+			// A failed first install: remove its remains before trying again.
+			e.progress(s.Release, "uninstall", time.Since(start), "removing failed first install")
+			if err := e.helmUninstall(cfg, s.Release, rel.Timeout); err != nil {
+				return 0, err
+			}
+		}
+		e.progress(s.Release, "install", time.Since(start), fmt.Sprintf("chart %s-%s", rel.ChartName, rel.ChartVersion))
+		in := action.NewInstall(cfg)
+		in.ReleaseName = rel.Name
+		in.Namespace = rel.Namespace
+		in.Timeout = rel.Timeout
+		in.Labels = labels
+		in.PostRenderer = post
+		out, err := in.RunWithContext(ctx, rel.Chart.Chart, rel.Values)
+		if err == nil {
+			e.progress(s.Release, "wait", time.Since(start), "")
+			err = e.waitManifest(ctx, out.Manifest, rel)
+		}
+		if err != nil {
+			e.progress(s.Release, "uninstall", time.Since(start), "first install failed; removing it so the next run starts clean")
+			if uerr := e.helmUninstall(cfg, s.Release, rel.Timeout); uerr != nil {
+				return 0, fmt.Errorf("install: %w; removing the failed install: %v", err, uerr)
+			}
+			return 0, fmt.Errorf("install: %w", err)
+		}
+		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
+		return out.Version, nil
+	case ActionUpgrade:
+		e.progress(s.Release, "upgrade", time.Since(start), s.Reason)
+		up := action.NewUpgrade(cfg)
+		up.Namespace = rel.Namespace
+		up.Timeout = rel.Timeout
+		up.Labels = labels
+		up.PostRenderer = post
+		up.MaxHistory = 10
+		out, err := up.RunWithContext(ctx, rel.Name, rel.Chart.Chart, rel.Values)
+		if err == nil {
+			e.progress(s.Release, "wait", time.Since(start), "")
+			err = e.waitManifest(ctx, out.Manifest, rel)
+		}
+		if err != nil {
+			if s.current == nil || s.current.lastGood == nil {
+				return 0, fmt.Errorf("upgrade: %w", err)
+			}
+			good := s.current.lastGood.Version
+			e.progress(s.Release, "rollback", time.Since(start), fmt.Sprintf("to revision %d: %v", good, err))
+			rb := action.NewRollback(cfg)
+			rb.Version = good
+			rb.Timeout = rel.Timeout
+			rb.MaxHistory = 10
+			if rerr := rb.Run(rel.Name); rerr != nil {
+				return 0, fmt.Errorf("upgrade: %w; rollback to revision %d: %v", err, good, rerr)
+			}
+			return 0, fmt.Errorf("upgrade: %w (rolled back to revision %d)", err, good)
+		}
+		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
+		return out.Version, nil
+	}
+	return 0, fmt.Errorf("unexpected action %q", s.Action)
+}
+
+// waitManifest waits for every resource of a release manifest to be ready.
+func (e *Engine) waitManifest(ctx context.Context, manifest string, rel *plan.Release) error {
+	set, _, err := objects(manifest, rel.Namespace, e.cluster.Mapper)
+	if err != nil {
+		return fmt.Errorf("reading the manifest of %s: %w", rel.Name, err)
+	}
+	return e.waitReady(ctx, set, rel.Namespace, rel.Timeout)
+}
+
+// helmUninstall removes a release and its history.
+func (e *Engine) helmUninstall(cfg *action.Configuration, name string, timeout time.Duration) error {
+	un := action.NewUninstall(cfg)
+	un.Timeout = timeout
+	un.IgnoreNotFound = true
+	if _, err := un.Run(name); err != nil {
+		return fmt.Errorf("uninstall %s: %w", name, err)
+	}
+	return nil
+}
+
+// uninstall removes a release of a component that is no longer selected.
+func (e *Engine) uninstall(ctx context.Context, cfg *action.Configuration, s Step, p *plan.Plan, start time.Time) error {
+	_ = ctx
+	e.progress(s.Release, "uninstall", time.Since(start), s.Reason)
+	if err := e.helmUninstall(cfg, s.Release, 5*time.Minute); err != nil {
+		return err
+	}
+	e.progress(s.Release, "uninstalled", time.Since(start), "")
+	return nil
+}
+
+// progress reports a step.
+func (e *Engine) progress(rel, step string, elapsed time.Duration, msg string) {
+	if e.opts.Progress != nil {
+		e.opts.Progress(Event{Release: rel, Step: step, Elapsed: elapsed, Message: msg})
+	}
+}
+
+// Uninstall removes every release of a workplace, apps first and the infrastructure
+// they use last. Persistent volume claims stay (see postrender.KeepAnnotation).
+func (e *Engine) Uninstall(ctx context.Context, namespace, workplace string) ([]string, error) {
+	states, err := e.Status(ctx, namespace, workplace)
+	if err != nil {
+		return nil, err
+	}
+	rank := func(capability string) int {
+		switch capability {
+		case "postgres", "redis":
+			return 2
+		case "identity":
+			return 1
+		}
+		return 0
+	}
+	sort.SliceStable(states, func(i, j int) bool { return rank(states[i].Capability) < rank(states[j].Capability) })
+	cfg, err := e.helmConfig(namespace)
+	if err != nil {
+		return nil, err
+	}
+	var done []string
+	for _, st := range states {
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
+		start := time.Now()
+		e.progress(st.Release, "uninstall", 0, "")
+		if err := e.helmUninstall(cfg, st.Release, 5*time.Minute); err != nil {
+			return done, err
+		}
+		e.progress(st.Release, "uninstalled", time.Since(start), "")
+		done = append(done, st.Release)
+	}
+	return done, nil
+}

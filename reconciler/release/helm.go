@@ -1,0 +1,101 @@
+package release
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage/driver"
+)
+
+// Labels platzwart sets on Helm's release records (not on the resources).
+const (
+	// LabelWorkplace names the workplace a release belongs to.
+	LabelWorkplace = "platzwart.io/workplace"
+	// LabelComponent names the component a release implements.
+	LabelComponent = "platzwart.io/component"
+	// LabelDigest holds the release digest (chart + values + patches), shortened to
+	// fit a label value.
+	LabelDigest = "platzwart.io/digest"
+)
+
+// digestLabel shortens a plan digest ("sha256:<64 hex>") to a label value.
+func digestLabel(digest string) string {
+	d := strings.TrimPrefix(digest, "sha256:")
+	if len(d) > 63 {
+		d = d[:63]
+	}
+	return d
+}
+
+// helmConfig returns an action.Configuration for a namespace, with release storage in
+// Secrets (Helm's default).
+func (e *Engine) helmConfig(namespace string) (*action.Configuration, error) {
+	cfg := &action.Configuration{}
+	if err := cfg.Init(e.cluster.Getter(namespace), namespace, "secret", func(string, ...any) {}); err != nil {
+		return nil, fmt.Errorf("helm in namespace %q: %w", namespace, err)
+	}
+	return cfg, nil
+}
+
+// deployed is what Helm storage knows of one release.
+type deployed struct {
+	// latest is the newest revision, whatever its status.
+	latest *release.Release
+	// lastGood is the newest revision that was deployed successfully (nil if none).
+	lastGood *release.Release
+}
+
+// listWorkplace returns the releases in namespace labelled with the workplace, by
+// name; every workplace's releases when workplace is "".
+func listWorkplace(cfg *action.Configuration, workplace string) (map[string]*deployed, error) {
+	query := map[string]string{"owner": "helm", LabelWorkplace: workplace}
+	if workplace == "" {
+		delete(query, LabelWorkplace)
+	}
+	all, err := cfg.Releases.Driver.Query(query)
+	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, fmt.Errorf("listing releases of workplace %q: %w", workplace, err)
+	}
+	var revs []*release.Release
+	for _, r := range all {
+		if r.Labels[LabelWorkplace] != "" {
+			revs = append(revs, r)
+		}
+	}
+	sort.Slice(revs, func(i, j int) bool { return revs[i].Version < revs[j].Version })
+	out := map[string]*deployed{}
+	for _, r := range revs {
+		d := out[r.Name]
+		if d == nil {
+			d = &deployed{}
+			out[r.Name] = d
+		}
+		d.latest = r
+		if r.Info != nil && (r.Info.Status == release.StatusDeployed || r.Info.Status == release.StatusSuperseded) {
+			d.lastGood = r
+		}
+	}
+	return out, nil
+}
+
+// isPending reports whether a release is locked in a pending state, as a crash
+// mid-action leaves it.
+func isPending(r *release.Release) bool {
+	return r != nil && r.Info != nil && r.Info.Status.IsPending()
+}
+
+// unlock marks a release left pending by a crash as failed, so Helm accepts the next
+// action on it (what helm-controller does as well).
+func unlock(cfg *action.Configuration, r *release.Release) error {
+	was := r.Info.Status
+	r.Info.Status = release.StatusFailed
+	r.Info.Description = "marked failed by platzwart: was left " + was.String() + " by an interrupted action"
+	if err := cfg.Releases.Update(r); err != nil {
+		return fmt.Errorf("unlocking release %q revision %d: %w", r.Name, r.Version, err)
+	}
+	return nil
+}
