@@ -629,6 +629,7 @@ func (b *builder) release(c *component, routing map[string]any) (*Release, error
 		timeout = def.Spec.Timeout.Duration
 	}
 	rel := &Release{
+		Workplace:     b.w.Name,
 		Name:          c.release,
 		Namespace:     b.w.Namespace,
 		Component:     def.Metadata.Name,

@@ -28,6 +28,9 @@ const (
 	ActionUpgrade   Action = "upgrade"
 	ActionUnchanged Action = "unchanged"
 	ActionUninstall Action = "uninstall"
+	// ActionConflict marks a release name taken by a release platzwart does not manage
+	// for this workplace: it is never touched.
+	ActionConflict Action = "conflict"
 )
 
 // Options tune the engine.
@@ -107,6 +110,11 @@ func (e *Engine) Decide(ctx context.Context, p *plan.Plan) ([]Step, error) {
 		switch {
 		case d == nil:
 			s.Action, s.Reason = ActionInstall, "not installed"
+			if other, err := cfg.Releases.Last(rel.Name); err == nil && other != nil {
+				s.Action = ActionConflict
+				s.Reason = fmt.Sprintf("a release %q exists that platzwart does not manage for workplace %q (labels %v); it is left alone: remove or rename it",
+					rel.Name, p.Workplace, other.Labels)
+			}
 		case isPending(d.latest):
 			s.Action, s.Reason = ActionUpgrade, fmt.Sprintf("revision %d was left %s by an interrupted action", d.latest.Version, d.latest.Info.Status)
 			if d.lastGood == nil {
@@ -233,6 +241,11 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result
 				out.Err = err.Error()
 				return
 			}
+			if s.Action == ActionConflict {
+				out.Err = s.Reason
+				e.progress(s.Release, "failed", 0, out.Err)
+				return
+			}
 			rev, err := e.applyOne(ctx, cfg, s, start)
 			out.NewRevision = rev
 			if err != nil {
@@ -317,9 +330,13 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, s Step
 			err = e.waitManifest(ctx, out.Manifest, rel)
 		}
 		if err != nil {
-			e.progress(s.Release, "uninstall", time.Since(start), "first install failed; removing it so the next run starts clean")
-			if uerr := e.helmUninstall(cfg, s.Release, rel.Timeout); uerr != nil {
-				return 0, fmt.Errorf("install: %w; removing the failed install: %v", err, uerr)
+			// Remove only what this install created: a release carrying this workplace's
+			// labels and this plan's digest.
+			if last, lerr := cfg.Releases.Last(rel.Name); lerr == nil && last.Labels[LabelWorkplace] == rel.Workplace && last.Labels[LabelDigest] == digestLabel(rel.Digest) {
+				e.progress(s.Release, "uninstall", time.Since(start), "first install failed; removing it so the next run starts clean")
+				if uerr := e.helmUninstall(cfg, s.Release, rel.Timeout); uerr != nil {
+					return 0, fmt.Errorf("install: %w; removing the failed install: %v", err, uerr)
+				}
 			}
 			return 0, fmt.Errorf("install: %w", err)
 		}
