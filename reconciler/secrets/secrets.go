@@ -166,8 +166,8 @@ func checkPlan(p *plan.Plan) error {
 				}
 			}
 		case typeTLS:
-			if len(s.DNSNames) == 0 {
-				bad("a %s Secret needs DNS names", typeTLS)
+			if _, err := permittedDomains(s.DNSNames); err != nil {
+				bad("a %s Secret needs valid DNS names: %v", typeTLS, err)
 			}
 			if len(s.Keys) > 0 {
 				bad("a %s Secret has the keys %s, %s and %s, not %s", typeTLS, keyCert, keyKey, keyCA, strings.Join(sortedKeys(s.Keys), ", "))

@@ -311,10 +311,15 @@ func TestEnsureRespectsAHandMadeSecret(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: jwtSecret},
 		Data:       map[string][]byte{"app-secret": []byte("operator-secret"), "extra": []byte("x")},
 	})
+	own, err := selfSignedTLS(rand.Reader, "operator", []string{"demo.example.org"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(own, "ca.crt") // e.g. a certificate of a public CA
 	e.create(&corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: tlsSecret},
 		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{"tls.crt": []byte("operator-cert"), "tls.key": []byte("operator-key")},
+		Data:       own,
 	})
 
 	res := e.ensure(p, nil)
@@ -328,7 +333,7 @@ func TestEnsureRespectsAHandMadeSecret(t *testing.T) {
 		t.Errorf("the hand-made Secret got labels %v, annotations %v", jwt.Labels, jwt.Annotations)
 	}
 	tls := e.get(tlsSecret)
-	if string(tls.Data["tls.crt"]) != "operator-cert" || string(tls.Data["tls.key"]) != "operator-key" || len(tls.Data) != 2 {
+	if !equalData(tls.Data, own) {
 		t.Errorf("the operator's certificate was changed: keys %v", slices.Sorted(maps.Keys(tls.Data)))
 	}
 
@@ -512,7 +517,7 @@ func TestEnsureRejectsABadPlanBeforeAnyRequest(t *testing.T) {
 	for _, want := range []string{
 		`secrets[3] "demo-x": key "k": unknown format "base64"`,
 		`secrets[4] "demo-x": listed twice`,
-		`secrets[5] "demo-y": a kubernetes.io/tls Secret needs DNS names`,
+		`secrets[5] "demo-y": a kubernetes.io/tls Secret needs valid DNS names: no DNS names`,
 		`secrets[6] "demo-z": unknown type "kubernetes.io/basic-auth"`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -46,18 +46,9 @@ const (
 // self-signed workplace must) does not let it vouch for any other site; its private key
 // is not kept.
 func selfSignedTLS(random io.Reader, workplace string, dnsNames []string, now time.Time) (map[string][]byte, error) {
-	if len(dnsNames) == 0 {
-		return nil, errors.New("no DNS names for the certificate")
-	}
-	var domains []string
-	for _, n := range dnsNames {
-		d := strings.TrimPrefix(n, "*.")
-		if d == "" || strings.ContainsAny(d, "* \t\n") {
-			return nil, fmt.Errorf("invalid DNS name %q", n)
-		}
-		if !slices.Contains(domains, d) {
-			domains = append(domains, d)
-		}
+	domains, err := permittedDomains(dnsNames)
+	if err != nil {
+		return nil, err
 	}
 
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), random)
@@ -116,6 +107,26 @@ func selfSignedTLS(random io.Reader, workplace string, dnsNames []string, now ti
 		keyKey:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 		keyCA:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 	}, nil
+}
+
+// permittedDomains returns the domains a CA for dnsNames is constrained to: the names
+// without a leading "*.", without duplicates. It rejects an empty list and names that
+// are empty or have a wildcard elsewhere than as the whole first label.
+func permittedDomains(dnsNames []string) ([]string, error) {
+	if len(dnsNames) == 0 {
+		return nil, errors.New("no DNS names for the certificate")
+	}
+	var domains []string
+	for _, n := range dnsNames {
+		d := strings.TrimPrefix(n, "*.")
+		if d == "" || strings.ContainsAny(d, "* \t\r\n") {
+			return nil, fmt.Errorf("invalid DNS name %q", n)
+		}
+		if !slices.Contains(domains, d) {
+			domains = append(domains, d)
+		}
+	}
+	return domains, nil
 }
 
 // commonName shortens s to the 64 characters RFC 5280 allows in a common name. The
