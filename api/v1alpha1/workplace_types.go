@@ -257,7 +257,3 @@ type WorkplaceList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Workplace `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Workplace{}, &WorkplaceList{})
-}
