@@ -70,9 +70,11 @@ fuzz:
 	  $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./$$pkg; \
 	done
 
-## bench: benchmarks (performance targets are checked here, never in timed tests)
+## bench: benchmarks (performance targets are checked here, never in timed tests; docs/benchmarks.md)
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./reconciler/...
+	$(GO) test -run='^$$' -bench=. -benchmem ./reconciler/plan/
+	$(GO) test -run='^$$' -bench=NoOpReconcile -benchtime=20x ./reconciler/
+	$(GO) test -run='^$$' -bench=FirstInstall -benchtime=1x ./reconciler/
 
 ## generate: regenerate deepcopy code and the CRD manifest
 generate:

@@ -2,16 +2,20 @@ package reconciler_test
 
 import (
 	"context"
+	"fmt"
+	"github.com/go-logr/logr"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/platzwart/platzwart"
 	"github.com/platzwart/platzwart/e2e/cluster"
@@ -22,7 +26,12 @@ import (
 	"github.com/platzwart/platzwart/reconciler/release"
 )
 
-func TestMain(m *testing.M) { os.Exit(cluster.RunTests(m)) }
+func TestMain(m *testing.M) {
+	// controller-runtime's client logs through a global logger; these tests read
+	// results, not its logs.
+	ctrllog.SetLogger(logr.Discard())
+	os.Exit(cluster.RunTests(m))
+}
 
 // counter counts API requests by whether they change anything.
 type counter struct {
@@ -65,13 +74,17 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 
 // env is a reconciler against the test cluster with request counting.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	cluster *kube.Cluster
 	rec     *reconciler.Reconciler
 	count   *counter
 	ns      string
 	events  *eventLog
+	jvbPort int
 }
+
+// nextPort hands out JVB NodePorts, one per test environment.
+var nextPort atomic.Int32
 
 type eventLog struct {
 	mu     sync.Mutex
@@ -82,6 +95,13 @@ func (l *eventLog) add(e release.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.events = append(l.events, e)
+}
+
+// reset forgets the events so far.
+func (l *eventLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = nil
 }
 
 // index returns the position of the first event of a release and step, or -1.
@@ -96,7 +116,7 @@ func (l *eventLog) index(rel, step string) int {
 	return -1
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	c := cluster.FromTest(t)
 	cnt := &counter{}
@@ -110,7 +130,7 @@ func newEnv(t *testing.T) *env {
 		log.add(e)
 		t.Logf("%-22s %-11s %6.1fs %s", e.Release, e.Step, e.Elapsed.Seconds(), e.Message)
 	}}, "test")
-	return &env{t: t, cluster: kc, rec: rec, count: cnt, ns: ns, events: log}
+	return &env{t: t, cluster: kc, rec: rec, count: cnt, ns: ns, events: log, jvbPort: 30100 + int(nextPort.Add(1))}
 }
 
 // workplaceDir writes the example workplace into a temporary repository with the
@@ -122,6 +142,8 @@ func (e *env) workplaceDir(replace map[string]string, extra map[string]string) s
 		e.t.Fatal(err)
 	}
 	s := strings.Replace(string(data), "namespace: demo", "namespace: "+e.ns, 1)
+	// NodePorts are cluster-wide: each test's Jitsi gets its own JVB port.
+	s = strings.Replace(s, "  values:\n", fmt.Sprintf("  values:\n    jitsi: {jvb: {port: %d}}\n", e.jvbPort), 1)
 	for from, to := range replace {
 		if !strings.Contains(s, from) {
 			e.t.Fatalf("example has no %q", from)
@@ -157,7 +179,21 @@ func (e *env) plan(dir string) *plan.Plan {
 	return p
 }
 
+// reconcile reconciles p and fails the test if any release failed.
 func (e *env) reconcile(p *plan.Plan) *reconciler.Report {
+	e.t.Helper()
+	rep := e.reconcileMayFail(p)
+	if rep.Failed() {
+		for _, o := range rep.Result.Failed() {
+			e.t.Errorf("release %s: %s", o.Release, o.Err)
+		}
+		e.t.FailNow()
+	}
+	return rep
+}
+
+// reconcileMayFail reconciles p; releases may fail.
+func (e *env) reconcileMayFail(p *plan.Plan) *reconciler.Report {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.t.Context(), 5*time.Minute)
 	defer cancel()
@@ -239,10 +275,8 @@ func TestSwapVideoMakeBeforeBreak(t *testing.T) {
 	before := revisions(t, e, "demo")
 
 	p := e.plan(e.workplaceDir(map[string]string{"video: jitsi ": "video: bigbluebutton "}, nil))
+	e.events.reset()
 	rep := e.reconcile(p)
-	if rep.Failed() {
-		t.Fatalf("swap failed: %+v", rep.Result.Failed())
-	}
 	ready := e.events.index("demo-bigbluebutton", "ready")
 	gone := e.events.index("demo-jitsi", "uninstall")
 	if ready < 0 || gone < 0 || ready > gone {
@@ -263,5 +297,155 @@ func TestSwapVideoMakeBeforeBreak(t *testing.T) {
 	}
 	if len(rep.KeptVolumes) != len(pvcs.Items) {
 		t.Errorf("report lists kept volumes %v, cluster has %d claims of demo-jitsi", rep.KeptVolumes, len(pvcs.Items))
+	}
+}
+
+// TestRemovedComponentKeepsData switches files off: Nextcloud is uninstalled, its
+// claim stays and is reported; selecting it again adopts the same claim.
+func TestRemovedComponentKeepsData(t *testing.T) {
+	e := newEnv(t)
+	e.reconcile(e.plan(e.workplaceDir(nil, nil)))
+	pvc, err := e.cluster.Clientset.CoreV1().PersistentVolumeClaims(e.ns).Get(t.Context(), "demo-nextcloud-data", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("nextcloud's claim: %v", err)
+	}
+
+	rep := e.reconcile(e.plan(e.workplaceDir(map[string]string{"office: collabora ": "office: collabora\n    files: none "}, nil)))
+	if rep.Failed() {
+		t.Fatalf("switching files off failed: %+v", rep.Result.Failed())
+	}
+	want := e.ns + "/demo-nextcloud-data"
+	if strings.Join(rep.KeptVolumes, ",") != want {
+		t.Errorf("kept volumes %v, want [%s]", rep.KeptVolumes, want)
+	}
+	kept, err := e.cluster.Clientset.CoreV1().PersistentVolumeClaims(e.ns).Get(t.Context(), "demo-nextcloud-data", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the claim is gone after uninstall: %v", err)
+	}
+	if kept.UID != pvc.UID {
+		t.Errorf("claim was replaced: uid %s → %s", pvc.UID, kept.UID)
+	}
+
+	rep = e.reconcile(e.plan(e.workplaceDir(nil, nil)))
+	if rep.Failed() {
+		t.Fatalf("selecting nextcloud again failed: %+v", rep.Result.Failed())
+	}
+	again, err := e.cluster.Clientset.CoreV1().PersistentVolumeClaims(e.ns).Get(t.Context(), "demo-nextcloud-data", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.UID != pvc.UID {
+		t.Errorf("reinstalled nextcloud got a new claim (uid %s → %s): data not reattached", pvc.UID, again.UID)
+	}
+}
+
+// TestDataPolicyDelete removes the claims of a removed component.
+func TestDataPolicyDelete(t *testing.T) {
+	e := newEnv(t)
+	e.reconcile(e.plan(e.workplaceDir(map[string]string{"dataPolicy: Retain": "dataPolicy: Delete"}, nil)))
+	rep := e.reconcile(e.plan(e.workplaceDir(map[string]string{"dataPolicy: Retain": "dataPolicy: Delete", "office: collabora ": "office: collabora\n    files: none "}, nil)))
+	if want := e.ns + "/demo-nextcloud-data"; strings.Join(rep.DeletedVolumes, ",") != want {
+		t.Errorf("deleted volumes %v, want [%s]", rep.DeletedVolumes, want)
+	}
+}
+
+// slowComponent is the built-in valkey component with a short timeout, and a patch
+// that makes its Deployment unschedulable turns an upgrade into a failure.
+func slowComponent(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../components/valkey/component.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	if strings.Contains(s, "  timeout:") {
+		t.Fatal("valkey sets a timeout; adjust the test")
+	}
+	return strings.Replace(s, "spec:\n", "spec:\n  timeout: 5s\n", 1)
+}
+
+const unschedulable = `  patches:
+    valkey:
+      - target: {kind: Deployment, name: demo-valkey}
+        patch: |
+          - op: add
+            path: /spec/template/spec/nodeSelector
+            value: {platzwart.io/test: nowhere}
+`
+
+// TestFailedUpgradeRollsBack makes an upgrade that never becomes ready: it is rolled
+// back to the last good revision, the other releases are untouched, and the report
+// says which resource is not ready and why.
+func TestFailedUpgradeRollsBack(t *testing.T) {
+	e := newEnv(t)
+	extra := map[string]string{"components/valkey/component.yaml": slowComponent(t)}
+	e.reconcile(e.plan(e.workplaceDir(nil, extra)))
+	before := revisions(t, e, "demo")
+
+	rep := e.reconcileMayFail(e.plan(e.workplaceDir(map[string]string{"  dataPolicy: Retain\n": "  dataPolicy: Retain\n" + unschedulable}, extra)))
+	failed := rep.Result.Failed()
+	if len(failed) != 1 || failed[0].Release != "demo-valkey" {
+		t.Fatalf("want exactly demo-valkey to fail, got %+v", failed)
+	}
+	msg := failed[0].Err
+	for _, want := range []string{"rolled back to revision 1", "Deployment " + e.ns + "/demo-valkey", "node"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("failure message lacks %q: %s", want, msg)
+		}
+	}
+	states, err := e.rec.Engine.Status(t.Context(), e.ns, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range states {
+		switch s.Component {
+		case "valkey":
+			if s.Revision != 3 || s.Status != "deployed" || !s.Ready {
+				t.Errorf("valkey after rollback: revision %d status %s ready %v (%s)", s.Revision, s.Status, s.Ready, s.Message)
+			}
+		default:
+			if s.Revision != before[s.Component] {
+				t.Errorf("%s went from revision %d to %d; a failure elsewhere must not touch it", s.Component, before[s.Component], s.Revision)
+			}
+		}
+	}
+}
+
+// TestPendingReleaseRecovered leaves a release pending-upgrade, as a process killed
+// mid-upgrade does, and checks that the next reconcile recovers it.
+func TestPendingReleaseRecovered(t *testing.T) {
+	e := newEnv(t)
+	p := e.plan(e.workplaceDir(nil, nil))
+	e.reconcile(p)
+	// What a crash mid-upgrade leaves behind: the newest release record pending-upgrade.
+	secrets, err := e.cluster.Clientset.CoreV1().Secrets(e.ns).List(t.Context(), metav1.ListOptions{LabelSelector: "owner=helm,name=demo-keycloak"})
+	if err != nil || len(secrets.Items) != 1 {
+		t.Fatalf("release record of demo-keycloak: %v (%d found)", err, len(secrets.Items))
+	}
+	markPending(t, e, "demo-keycloak")
+	steps, err := e.rec.Engine.Decide(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range steps {
+		if s.Release == "demo-keycloak" && (s.Action != release.ActionUpgrade || !strings.Contains(s.Reason, "pending-upgrade")) {
+			t.Errorf("decided %s (%s) for a pending release", s.Action, s.Reason)
+		}
+	}
+	rep := e.reconcile(p)
+	if rep.Failed() {
+		t.Fatalf("recovery failed: %+v", rep.Result.Failed())
+	}
+	states, err := e.rec.Engine.Status(t.Context(), e.ns, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range states {
+		if s.Component == "keycloak" && (s.Status != "deployed" || !s.Ready) {
+			t.Errorf("keycloak after recovery: %s ready %v: %s", s.Status, s.Ready, s.Message)
+		}
+	}
+	if e.events.index("demo-keycloak", "recover") < 0 {
+		t.Error("no recover step was reported")
 	}
 }

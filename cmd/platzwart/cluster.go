@@ -156,10 +156,7 @@ func newPlanCommand(g *globalFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				diffs, err := eng.ValueChanges(cmd.Context(), r.plan, steps)
-				if err != nil {
-					return err
-				}
+				diffs := eng.ValueChanges(steps)
 				for _, s := range steps {
 					entries = append(entries, planEntry{Workplace: r.plan.Namespace + "/" + r.plan.Workplace, Release: s.Release,
 						Component: s.Component, Action: string(s.Action), Reason: s.Reason, Changed: diffs[s.Release]})

@@ -109,15 +109,16 @@ type Secret struct {
 
 // component is a selected component while the plan is built.
 type component struct {
-	def      *catalog.Component
-	release  string
-	hosts    map[string]string
-	values   map[string]any // profile overlay + workplace values
-	exports  map[string]any
-	uses     map[string]any
-	deps     []string // components it consumes, required and optional (wiring)
-	needs    []string // components it requires (ordering: ready before it starts)
-	consumer map[string]any
+	def     *catalog.Component
+	release string
+	hosts   map[string]string
+	values  map[string]any // profile overlay + workplace values
+	exports map[string]any
+	uses    map[string]any
+	deps    []string // components it consumes, required and optional (wiring)
+	needs   []string // components it requires (ordering: ready before it starts)
+	// consumers are the template entries of the components consuming this one.
+	consumers []any
 }
 
 // Build computes the plan of w with the catalog cat.
@@ -565,7 +566,7 @@ func (b *builder) wire() {
 			}
 			list = append(list, e)
 		}
-		c.consumer = map[string]any{"list": list}
+		c.consumers = list
 	}
 }
 
@@ -605,7 +606,7 @@ func (b *builder) release(c *component, routing map[string]any) (*Release, error
 	}
 	ctx := b.baseContext(c, routing)
 	ctx["Uses"] = deepCopy(c.uses)
-	ctx["Consumers"] = c.consumer["list"]
+	ctx["Consumers"] = c.consumers
 	t, err := catalog.ParseTemplate(def.Metadata.Name+" values", def.Spec.Values)
 	if err != nil {
 		return nil, b.componentError(c, "spec.values", err)

@@ -1,13 +1,10 @@
 package release
 
 import (
-	"context"
 	"fmt"
 	"reflect"
 	"regexp"
 	"sort"
-
-	"github.com/platzwart/platzwart/reconciler/plan"
 )
 
 // sensitiveKey matches value keys whose content is masked in plan output. Values carry
@@ -17,8 +14,7 @@ var sensitiveKey = regexp.MustCompile(`(?i)(password|secret|token|privatekey|api
 // ValueChanges returns, per release to upgrade, the dotted paths of values that differ
 // between the deployed revision and the plan. Paths under sensitive keys are shown
 // with their value masked; values themselves are never returned.
-func (e *Engine) ValueChanges(ctx context.Context, p *plan.Plan, steps []Step) (map[string][]string, error) {
-	_ = ctx
+func (e *Engine) ValueChanges(steps []Step) map[string][]string {
 	out := map[string][]string{}
 	for _, s := range steps {
 		if s.Action != ActionUpgrade || s.current == nil || s.current.latest == nil || s.planned == nil {
@@ -33,7 +29,7 @@ func (e *Engine) ValueChanges(ctx context.Context, p *plan.Plan, steps []Step) (
 		sort.Strings(paths)
 		out[s.Release] = paths
 	}
-	return out, nil
+	return out
 }
 
 // diffValues appends the paths at which a and b differ.

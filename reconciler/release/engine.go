@@ -91,8 +91,7 @@ type Step struct {
 
 // Decide compares the plan with Helm storage and returns one step per release, planned
 // releases in plan order first, then uninstalls. It only reads.
-func (e *Engine) Decide(ctx context.Context, p *plan.Plan) ([]Step, error) {
-	_ = ctx
+func (e *Engine) Decide(_ context.Context, p *plan.Plan) ([]Step, error) {
 	cfg, err := e.helmConfig(p.Namespace)
 	if err != nil {
 		return nil, err
@@ -222,7 +221,7 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result
 					out.Err = ctx.Err().Error()
 					return
 				}
-				if outcomes[j].Err != "" || !outcomes[j].Ready {
+				if !outcomes[j].Ready {
 					out.Err = fmt.Sprintf("not started: %s is not ready", dep)
 					e.progress(s.Release, "skipped", 0, out.Err)
 					return
@@ -246,14 +245,12 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result
 				e.progress(s.Release, "failed", 0, out.Err)
 				return
 			}
-			rev, err := e.applyOne(ctx, cfg, s, start)
-			out.NewRevision = rev
+			rev, ready, err := e.applyOne(ctx, cfg, s, start)
+			out.NewRevision, out.Ready = rev, ready
 			if err != nil {
 				out.Err = err.Error()
 				e.progress(s.Release, "failed", time.Since(start), out.Err)
-				return
 			}
-			out.Ready = true
 		}(i, s)
 	}
 	wg.Wait()
@@ -277,7 +274,7 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result
 		start := time.Now()
 		cfg, err := cfgFor()
 		if err == nil {
-			err = e.uninstall(ctx, cfg, s, p, start)
+			err = e.uninstall(cfg, s, start)
 		}
 		out.Duration = time.Since(start)
 		if err != nil {
@@ -291,13 +288,16 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result
 	return &Result{Outcomes: outcomes}, ctx.Err()
 }
 
-// applyOne installs, upgrades or checks one release and waits until it is ready.
-func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, s Step, start time.Time) (int, error) {
+// applyOne installs, upgrades or checks one release and waits until it is ready. It
+// reports whether the release ends up ready: a failed upgrade that was rolled back to
+// a revision that is ready again returns an error and ready, so the releases that
+// depend on it go on with the old revision.
+func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, s Step, start time.Time) (int, bool, error) {
 	rel := s.planned
 	if s.current != nil && isPending(s.current.latest) {
 		e.progress(s.Release, "recover", time.Since(start), s.Reason)
 		if err := unlock(cfg, s.current.latest); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 	labels := map[string]string{LabelWorkplace: rel.Workplace, LabelComponent: rel.Component, LabelCapability: rel.Capability, LabelDigest: digestLabel(rel.Digest)}
@@ -306,15 +306,15 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, s Step
 	case ActionUnchanged:
 		e.progress(s.Release, "unchanged", time.Since(start), "revision "+fmt.Sprint(s.Revision))
 		if err := e.waitManifest(ctx, s.current.latest.Manifest, rel); err != nil {
-			return s.Revision, err
+			return s.Revision, false, err
 		}
-		return s.Revision, nil
+		return s.Revision, true, nil
 	case ActionInstall:
 		if s.current != nil {
 			// A failed first install: remove its remains before trying again.
 			e.progress(s.Release, "uninstall", time.Since(start), "removing failed first install")
 			if err := e.helmUninstall(cfg, s.Release, rel.Timeout); err != nil {
-				return 0, err
+				return 0, false, err
 			}
 		}
 		e.progress(s.Release, "install", time.Since(start), fmt.Sprintf("chart %s-%s", rel.ChartName, rel.ChartVersion))
@@ -335,13 +335,13 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, s Step
 			if last, lerr := cfg.Releases.Last(rel.Name); lerr == nil && last.Labels[LabelWorkplace] == rel.Workplace && last.Labels[LabelDigest] == digestLabel(rel.Digest) {
 				e.progress(s.Release, "uninstall", time.Since(start), "first install failed; removing it so the next run starts clean")
 				if uerr := e.helmUninstall(cfg, s.Release, rel.Timeout); uerr != nil {
-					return 0, fmt.Errorf("install: %w; removing the failed install: %v", err, uerr)
+					return 0, false, fmt.Errorf("install: %w; removing the failed install: %v", err, uerr)
 				}
 			}
-			return 0, fmt.Errorf("install: %w", err)
+			return 0, false, fmt.Errorf("install: %w", err)
 		}
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
-		return out.Version, nil
+		return out.Version, true, nil
 	case ActionUpgrade:
 		e.progress(s.Release, "upgrade", time.Since(start), s.Reason)
 		up := action.NewUpgrade(cfg)
@@ -357,23 +357,38 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, s Step
 		}
 		if err != nil {
 			if s.current == nil || s.current.lastGood == nil {
-				return 0, fmt.Errorf("upgrade: %w", err)
+				return 0, false, fmt.Errorf("upgrade: %w", err)
 			}
-			good := s.current.lastGood.Version
-			e.progress(s.Release, "rollback", time.Since(start), fmt.Sprintf("to revision %d: %v", good, err))
-			rb := action.NewRollback(cfg)
-			rb.Version = good
-			rb.Timeout = rel.Timeout
-			rb.MaxHistory = 10
-			if rerr := rb.Run(rel.Name); rerr != nil {
-				return 0, fmt.Errorf("upgrade: %w; rollback to revision %d: %v", err, good, rerr)
-			}
-			return 0, fmt.Errorf("upgrade: %w (rolled back to revision %d)", err, good)
+			return e.rollback(ctx, cfg, s, start, err)
 		}
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
-		return out.Version, nil
+		return out.Version, true, nil
 	}
-	return 0, fmt.Errorf("unexpected action %q", s.Action)
+	return 0, false, fmt.Errorf("unexpected action %q", s.Action)
+}
+
+// rollback returns a release whose upgrade failed to its last good revision and
+// waits until that is ready again.
+func (e *Engine) rollback(ctx context.Context, cfg *action.Configuration, s Step, start time.Time, cause error) (int, bool, error) {
+	rel := s.planned
+	good := s.current.lastGood
+	e.progress(s.Release, "rollback", time.Since(start), fmt.Sprintf("to revision %d: %v", good.Version, cause))
+	rb := action.NewRollback(cfg)
+	rb.Version = good.Version
+	rb.Timeout = rel.Timeout
+	rb.MaxHistory = 10
+	if err := rb.Run(rel.Name); err != nil {
+		return 0, false, fmt.Errorf("upgrade: %w; rollback to revision %d: %v", cause, good.Version, err)
+	}
+	last, err := cfg.Releases.Last(rel.Name)
+	if err != nil {
+		return 0, false, fmt.Errorf("upgrade: %w (rolled back to revision %d; reading it: %v)", cause, good.Version, err)
+	}
+	if err := e.waitManifest(ctx, last.Manifest, rel); err != nil {
+		return last.Version, false, fmt.Errorf("upgrade: %w (rolled back to revision %d, which is not ready either: %v)", cause, good.Version, err)
+	}
+	e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d (rolled back)", last.Version))
+	return last.Version, true, fmt.Errorf("upgrade: %w (rolled back to revision %d)", cause, good.Version)
 }
 
 // waitManifest waits for every resource of a release manifest to be ready.
@@ -397,8 +412,7 @@ func (e *Engine) helmUninstall(cfg *action.Configuration, name string, timeout t
 }
 
 // uninstall removes a release of a component that is no longer selected.
-func (e *Engine) uninstall(ctx context.Context, cfg *action.Configuration, s Step, p *plan.Plan, start time.Time) error {
-	_ = ctx
+func (e *Engine) uninstall(cfg *action.Configuration, s Step, start time.Time) error {
 	e.progress(s.Release, "uninstall", time.Since(start), s.Reason)
 	if err := e.helmUninstall(cfg, s.Release, 5*time.Minute); err != nil {
 		return err
