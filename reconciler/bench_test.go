@@ -54,17 +54,14 @@ func BenchmarkFirstInstall(b *testing.B) {
 			b.Fatalf("platzwart: %+v", rep.Result.Failed())
 		}
 
-		// The same workplace, by hand, in a second namespace: secrets first (both
-		// sides need them), then each release in the plan's order.
+		// The same workplace, by hand, in a second namespace (and with its own JVB
+		// NodePort): secrets first (both sides need them), then each release in the
+		// plan's order.
 		c := cluster.FromTest(b)
-		ns := c.NewNamespace(b)
-		dir := e.workplaceDir(nil, nil)
-		hp := e.plan(dir)
-		hp.Namespace = ns
-		for _, r := range hp.Releases {
-			r.Namespace = ns
-		}
-		if _, err := (&secrets.Manager{Client: e.cluster.Clientset}).Ensure(b.Context(), hp, nil); err != nil {
+		h := newEnv(b)
+		ns := h.ns
+		hp := h.plan(h.workplaceDir(nil, nil))
+		if _, err := (&secrets.Manager{Client: h.cluster.Clientset}).Ensure(b.Context(), hp, nil); err != nil {
 			b.Fatal(err)
 		}
 		tmp := b.TempDir()

@@ -449,3 +449,81 @@ func TestPendingReleaseRecovered(t *testing.T) {
 		t.Error("no recover step was reported")
 	}
 }
+
+// TestDriftCorrected changes resources by hand — scales a Deployment, edits a
+// ConfigMap, deletes a Service — and checks that the next reconcile reports and
+// corrects each, without a Helm upgrade.
+func TestDriftCorrected(t *testing.T) {
+	e := newEnv(t)
+	p := e.plan(e.workplaceDir(nil, nil))
+	e.reconcile(p)
+	before := revisions(t, e, "demo")
+	cs := e.cluster.Clientset
+	ctx := t.Context()
+
+	scale, err := cs.AppsV1().Deployments(e.ns).GetScale(ctx, "demo-collabora", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := scale.Spec.Replicas
+	scale.Spec.Replicas = want + 2
+	if _, err := cs.AppsV1().Deployments(e.ns).UpdateScale(ctx, "demo-collabora", scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cms, err := cs.CoreV1().ConfigMaps(e.ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=demo-valkey"})
+	if err != nil || len(cms.Items) == 0 {
+		t.Fatalf("a ConfigMap of demo-valkey: %v (%d)", err, len(cms.Items))
+	}
+	cm := cms.Items[0]
+	for k := range cm.Data {
+		cm.Data[k] = "edited by hand"
+	}
+	if _, err := cs.CoreV1().ConfigMaps(e.ns).Update(ctx, &cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().Services(e.ns).Delete(ctx, "demo-keycloak", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	rep := e.reconcile(p)
+	drifted := map[string][]string{}
+	for _, o := range rep.Result.Outcomes {
+		if o.Action != release.ActionUnchanged {
+			t.Errorf("release %s: %s, want unchanged (drift is corrected without a Helm upgrade)", o.Release, o.Action)
+		}
+		drifted[o.Release] = o.Drifted
+	}
+	for rel, want := range map[string]string{
+		"demo-collabora": "Deployment " + e.ns + "/demo-collabora: changed",
+		"demo-valkey":    "ConfigMap " + e.ns + "/" + cm.Name + ": changed",
+		"demo-keycloak":  "Service " + e.ns + "/demo-keycloak: deleted",
+	} {
+		if !strings.Contains(strings.Join(drifted[rel], "\n"), want) {
+			t.Errorf("release %s: drift %v, want %q", rel, drifted[rel], want)
+		}
+	}
+	for rel, d := range drifted {
+		if rel != "demo-collabora" && rel != "demo-valkey" && rel != "demo-keycloak" && len(d) > 0 {
+			t.Errorf("release %s reported drift nobody made: %v", rel, d)
+		}
+	}
+	scale, err = cs.AppsV1().Deployments(e.ns).GetScale(ctx, "demo-collabora", metav1.GetOptions{})
+	if err != nil || scale.Spec.Replicas != want {
+		t.Errorf("collabora replicas %d after correction, want %d (%v)", scale.Spec.Replicas, want, err)
+	}
+	if _, err := cs.CoreV1().Services(e.ns).Get(ctx, "demo-keycloak", metav1.GetOptions{}); err != nil {
+		t.Errorf("deleted Service not recreated: %v", err)
+	}
+	got, err := cs.CoreV1().ConfigMaps(e.ns).Get(ctx, cm.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range got.Data {
+		if v == "edited by hand" {
+			t.Errorf("ConfigMap %s key %s still edited", cm.Name, k)
+		}
+	}
+	if after := revisions(t, e, "demo"); after["keycloak"] != before["keycloak"] {
+		t.Errorf("drift correction made a Helm revision: %d → %d", before["keycloak"], after["keycloak"])
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,9 @@ type Options struct {
 	PollInterval time.Duration
 	// Progress receives a line per step; nil discards.
 	Progress func(Event)
+	// SkipDriftDetection turns off the check of unchanged releases for resources
+	// changed or deleted by hand (one server-side dry-run per resource).
+	SkipDriftDetection bool
 }
 
 // Event is one step of one release, for progress output.
@@ -160,6 +164,8 @@ type Outcome struct {
 	Duration time.Duration `json:"duration"`
 	// Revision after the action.
 	NewRevision int `json:"newRevision,omitempty"`
+	// Drifted lists resources found changed or deleted by hand, and corrected.
+	Drifted []string `json:"drifted,omitempty"`
 }
 
 // Result is the outcome of one Apply.
@@ -183,7 +189,16 @@ func (r *Result) Failed() []Outcome {
 // once those it depends on are ready, independent ones in parallel. Uninstalls come
 // last and only when everything else is ready (make-before-break).
 func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result, error) {
-	cfgFor := func() (*action.Configuration, error) { return e.helmConfig(p.Namespace) }
+	live := newLiveCache(e)
+	var (
+		cfgOnce sync.Once
+		cfg     *action.Configuration
+		cfgErr  error
+	)
+	cfgFor := func() (*action.Configuration, error) {
+		cfgOnce.Do(func() { cfg, cfgErr = e.applyConfig(p.Namespace) })
+		return cfg, cfgErr
+	}
 	byName := map[string]int{}
 	for i, s := range steps {
 		byName[s.Release] = i
@@ -245,8 +260,8 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result
 				e.progress(s.Release, "failed", 0, out.Err)
 				return
 			}
-			rev, ready, err := e.applyOne(ctx, cfg, s, start)
-			out.NewRevision, out.Ready = rev, ready
+			rev, ready, drifted, err := e.applyOne(ctx, cfg, live, s, start)
+			out.NewRevision, out.Ready, out.Drifted = rev, ready, drifted
 			if err != nil {
 				out.Err = err.Error()
 				e.progress(s.Release, "failed", time.Since(start), out.Err)
@@ -292,12 +307,12 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result
 // reports whether the release ends up ready: a failed upgrade that was rolled back to
 // a revision that is ready again returns an error and ready, so the releases that
 // depend on it go on with the old revision.
-func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, s Step, start time.Time) (int, bool, error) {
+func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *liveCache, s Step, start time.Time) (int, bool, []string, error) {
 	rel := s.planned
 	if s.current != nil && isPending(s.current.latest) {
 		e.progress(s.Release, "recover", time.Since(start), s.Reason)
 		if err := unlock(cfg, s.current.latest); err != nil {
-			return 0, false, err
+			return 0, false, nil, err
 		}
 	}
 	labels := map[string]string{LabelWorkplace: rel.Workplace, LabelComponent: rel.Component, LabelCapability: rel.Capability, LabelDigest: digestLabel(rel.Digest)}
@@ -305,16 +320,30 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, s Step
 	switch s.Action {
 	case ActionUnchanged:
 		e.progress(s.Release, "unchanged", time.Since(start), "revision "+fmt.Sprint(s.Revision))
-		if err := e.waitManifest(ctx, s.current.latest.Manifest, rel); err != nil {
-			return s.Revision, false, err
+		var what []string
+		if !e.opts.SkipDriftDetection {
+			drifted, w, err := e.detectDrift(ctx, live, s.current.latest.Manifest, rel.Namespace)
+			if err != nil {
+				return s.Revision, false, nil, fmt.Errorf("drift detection: %w", err)
+			}
+			if len(drifted) > 0 {
+				what = w
+				e.progress(s.Release, "drift", time.Since(start), strings.Join(w, "; "))
+				if err := e.correctDrift(ctx, drifted); err != nil {
+					return s.Revision, false, what, err
+				}
+			}
 		}
-		return s.Revision, true, nil
+		if err := e.waitManifest(ctx, s.current.latest.Manifest, rel); err != nil {
+			return s.Revision, false, what, err
+		}
+		return s.Revision, true, what, nil
 	case ActionInstall:
 		if s.current != nil {
 			// A failed first install: remove its remains before trying again.
 			e.progress(s.Release, "uninstall", time.Since(start), "removing failed first install")
 			if err := e.helmUninstall(cfg, s.Release, rel.Timeout); err != nil {
-				return 0, false, err
+				return 0, false, nil, err
 			}
 		}
 		e.progress(s.Release, "install", time.Since(start), fmt.Sprintf("chart %s-%s", rel.ChartName, rel.ChartVersion))
@@ -335,13 +364,13 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, s Step
 			if last, lerr := cfg.Releases.Last(rel.Name); lerr == nil && last.Labels[LabelWorkplace] == rel.Workplace && last.Labels[LabelDigest] == digestLabel(rel.Digest) {
 				e.progress(s.Release, "uninstall", time.Since(start), "first install failed; removing it so the next run starts clean")
 				if uerr := e.helmUninstall(cfg, s.Release, rel.Timeout); uerr != nil {
-					return 0, false, fmt.Errorf("install: %w; removing the failed install: %v", err, uerr)
+					return 0, false, nil, fmt.Errorf("install: %w; removing the failed install: %v", err, uerr)
 				}
 			}
-			return 0, false, fmt.Errorf("install: %w", err)
+			return 0, false, nil, fmt.Errorf("install: %w", err)
 		}
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
-		return out.Version, true, nil
+		return out.Version, true, nil, nil
 	case ActionUpgrade:
 		e.progress(s.Release, "upgrade", time.Since(start), s.Reason)
 		up := action.NewUpgrade(cfg)
@@ -357,19 +386,19 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, s Step
 		}
 		if err != nil {
 			if s.current == nil || s.current.lastGood == nil {
-				return 0, false, fmt.Errorf("upgrade: %w", err)
+				return 0, false, nil, fmt.Errorf("upgrade: %w", err)
 			}
 			return e.rollback(ctx, cfg, s, start, err)
 		}
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
-		return out.Version, true, nil
+		return out.Version, true, nil, nil
 	}
-	return 0, false, fmt.Errorf("unexpected action %q", s.Action)
+	return 0, false, nil, fmt.Errorf("unexpected action %q", s.Action)
 }
 
 // rollback returns a release whose upgrade failed to its last good revision and
 // waits until that is ready again.
-func (e *Engine) rollback(ctx context.Context, cfg *action.Configuration, s Step, start time.Time, cause error) (int, bool, error) {
+func (e *Engine) rollback(ctx context.Context, cfg *action.Configuration, s Step, start time.Time, cause error) (int, bool, []string, error) {
 	rel := s.planned
 	good := s.current.lastGood
 	e.progress(s.Release, "rollback", time.Since(start), fmt.Sprintf("to revision %d: %v", good.Version, cause))
@@ -378,17 +407,17 @@ func (e *Engine) rollback(ctx context.Context, cfg *action.Configuration, s Step
 	rb.Timeout = rel.Timeout
 	rb.MaxHistory = 10
 	if err := rb.Run(rel.Name); err != nil {
-		return 0, false, fmt.Errorf("upgrade: %w; rollback to revision %d: %v", cause, good.Version, err)
+		return 0, false, nil, fmt.Errorf("upgrade: %w; rollback to revision %d: %v", cause, good.Version, err)
 	}
 	last, err := cfg.Releases.Last(rel.Name)
 	if err != nil {
-		return 0, false, fmt.Errorf("upgrade: %w (rolled back to revision %d; reading it: %v)", cause, good.Version, err)
+		return 0, false, nil, fmt.Errorf("upgrade: %w (rolled back to revision %d; reading it: %v)", cause, good.Version, err)
 	}
 	if err := e.waitManifest(ctx, last.Manifest, rel); err != nil {
-		return last.Version, false, fmt.Errorf("upgrade: %w (rolled back to revision %d, which is not ready either: %v)", cause, good.Version, err)
+		return last.Version, false, nil, fmt.Errorf("upgrade: %w (rolled back to revision %d, which is not ready either: %v)", cause, good.Version, err)
 	}
 	e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d (rolled back)", last.Version))
-	return last.Version, true, fmt.Errorf("upgrade: %w (rolled back to revision %d)", cause, good.Version)
+	return last.Version, true, nil, fmt.Errorf("upgrade: %w (rolled back to revision %d)", cause, good.Version)
 }
 
 // waitManifest waits for every resource of a release manifest to be ready.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 )
@@ -37,6 +38,35 @@ func (e *Engine) helmConfig(namespace string) (*action.Configuration, error) {
 	cfg := &action.Configuration{}
 	if err := cfg.Init(e.cluster.Getter(namespace), namespace, "secret", func(string, ...any) {}); err != nil {
 		return nil, fmt.Errorf("helm in namespace %q: %w", namespace, err)
+	}
+	return cfg, nil
+}
+
+// applyConfig returns one action.Configuration shared by every release of one Apply:
+// its kube client downloads the OpenAPI schema for client-side validation once, and
+// the cluster's capabilities are discovered once, instead of once per release (Helm
+// invalidates the discovery cache each time it computes them).
+func (e *Engine) applyConfig(namespace string) (*action.Configuration, error) {
+	cfg, err := e.helmConfig(namespace)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := e.cluster.Getter(namespace).ToDiscoveryClient()
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("server version: %w", err)
+	}
+	apis, err := action.GetVersionSet(dc)
+	if err != nil {
+		return nil, fmt.Errorf("API versions: %w", err)
+	}
+	cfg.Capabilities = &chartutil.Capabilities{
+		APIVersions: apis,
+		KubeVersion: chartutil.KubeVersion{Version: v.GitVersion, Major: v.Major, Minor: v.Minor},
+		HelmVersion: chartutil.DefaultCapabilities.HelmVersion,
 	}
 	return cfg, nil
 }
