@@ -16,6 +16,7 @@ import (
 	"github.com/platzwart/platzwart/reconciler/kube"
 	"github.com/platzwart/platzwart/reconciler/plan"
 	"github.com/platzwart/platzwart/reconciler/release"
+	"github.com/platzwart/platzwart/reconciler/render"
 	"github.com/platzwart/platzwart/reconciler/secrets"
 )
 
@@ -74,6 +75,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, p *plan.Plan) (*Report, erro
 		return rep, fmt.Errorf("workplace %s/%s: %w", p.Namespace, p.Workplace, err)
 	}
 	if changes(steps) {
+		// Render every release before touching anything: a chart or patch that does not
+		// render stops the reconcile with nothing applied.
+		if _, err := render.Plan(ctx, p); err != nil {
+			return rep, fmt.Errorf("workplace %s/%s: nothing was applied: %w", p.Namespace, p.Workplace, err)
+		}
 		lock, err := r.Engine.Lock(ctx, p.Namespace, p.Workplace, r.Holder)
 		if err != nil {
 			return rep, err

@@ -208,6 +208,48 @@ type WorkplaceStatus struct {
 	// KeptVolumes lists PersistentVolumeClaims kept from removed components.
 	// +optional
 	KeptVolumes []KeptVolume `json:"keptVolumes,omitempty"`
+
+	// History holds the latest deployments of new revisions, oldest first (bounded).
+	// +optional
+	History []Deployment `json:"history,omitempty"`
+
+	// Delivery summarises the history as delivery metrics.
+	// +optional
+	Delivery *DeliveryMetrics `json:"delivery,omitempty"`
+}
+
+// Deployment is one attempt to bring a new source revision to Ready.
+type Deployment struct {
+	// Revision is the source revision deployed.
+	Revision string `json:"revision"`
+	// CommitTime is when the revision was committed.
+	// +optional
+	CommitTime *metav1.Time `json:"commitTime,omitempty"`
+	// Started is when platzwart began applying it.
+	Started metav1.Time `json:"started"`
+	// Finished is when it became Ready or failed.
+	Finished metav1.Time `json:"finished"`
+	// Succeeded is true when the workplace became Ready with this revision.
+	Succeeded bool `json:"succeeded"`
+	// Message explains a failure.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// DeliveryMetrics are the four delivery metrics of a workplace over its history.
+type DeliveryMetrics struct {
+	// DeploymentsPerDay is the number of successful deployments per day over the
+	// history's time span.
+	DeploymentsPerDay string `json:"deploymentsPerDay"`
+	// LeadTime is the median time from commit to Ready of successful deployments.
+	// +optional
+	LeadTime *metav1.Duration `json:"leadTime,omitempty"`
+	// ChangeFailureRate is failed deployments divided by all, as a decimal string.
+	ChangeFailureRate string `json:"changeFailureRate"`
+	// TimeToRestore is the median time from a failed deployment to the next
+	// successful one.
+	// +optional
+	TimeToRestore *metav1.Duration `json:"timeToRestore,omitempty"`
 }
 
 // ComponentStatus is the state of one component's release.

@@ -42,6 +42,7 @@ dependency order.`,
 		newApplyCommand(g),
 		newStatusCommand(g),
 		newUninstallCommand(g),
+		newControllerCommand(g),
 		newCatalogCommand(),
 		newVersionCommand(),
 	)

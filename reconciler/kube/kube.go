@@ -42,7 +42,11 @@ type Cluster struct {
 
 	opts      Options
 	discovery discovery.CachedDiscoveryInterface
+	mapper    *restmapper.DeferredDiscoveryRESTMapper
 }
+
+// ResetMapper forgets what discovery knew, after CRDs were added.
+func (c *Cluster) ResetMapper() { c.mapper.Reset() }
 
 // Connect builds the clients of the cluster the options point at.
 func Connect(opts Options) (*Cluster, error) {
@@ -68,7 +72,7 @@ func Connect(opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	return &Cluster{Config: cfg, Client: cl, Clientset: cs, Mapper: mapper, opts: opts, discovery: cached}, nil
+	return &Cluster{Config: cfg, Client: cl, Clientset: cs, Mapper: mapper, opts: opts, discovery: cached, mapper: mapper}, nil
 }
 
 // Getter returns a RESTClientGetter whose default namespace is namespace, sharing

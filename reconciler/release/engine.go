@@ -93,6 +93,9 @@ type Step struct {
 	current *deployed
 }
 
+// Planned returns the planned release of a step (nil for an uninstall).
+func (s Step) Planned() *plan.Release { return s.planned }
+
 // Decide compares the plan with Helm storage and returns one step per release, planned
 // releases in plan order first, then uninstalls. It only reads.
 func (e *Engine) Decide(_ context.Context, p *plan.Plan) ([]Step, error) {

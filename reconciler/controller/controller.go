@@ -1,0 +1,248 @@
+// Package controller is platzwart's long-running GitOps controller: it fetches a Git
+// repository of Workplace documents, applies them as Workplace resources, and
+// reconciles each Workplace into its namespace with controller-runtime, reporting
+// conditions, events and delivery metrics.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/platzwart/platzwart/api/v1alpha1"
+	"github.com/platzwart/platzwart/reconciler"
+	"github.com/platzwart/platzwart/reconciler/delivery"
+	"github.com/platzwart/platzwart/reconciler/kube"
+	"github.com/platzwart/platzwart/reconciler/release"
+	"github.com/platzwart/platzwart/reconciler/source"
+	"github.com/platzwart/platzwart/reconciler/webhook"
+)
+
+// Options configure the controller; cmd/platzwart maps its flags onto them.
+type Options struct {
+	// Cluster says how to reach the API server.
+	Cluster kube.Options
+	// Name names this controller install: the source label on the Workplaces it
+	// applies from Git and the leader election lease.
+	Name string
+	// Namespace is where the leader election Lease lives.
+	Namespace string
+	// Source is the Git repository; an empty URL runs without Git, reconciling
+	// Workplaces created in the cluster by other means.
+	Source source.Options
+	// Path is the folder of the repository holding the Workplaces and the repository's
+	// own components/, profiles/ and charts/.
+	Path string
+	// Interval is how often Git is polled.
+	Interval time.Duration
+	// Requeue is how often a Workplace is reconciled without a change (drift).
+	Requeue time.Duration
+	// Selector limits the Workplaces this controller reconciles (scale-out by label).
+	Selector labels.Selector
+	// Concurrency bounds how many Workplaces are reconciled at once.
+	Concurrency int
+	// ReleaseParallelism bounds the releases acted on at once within a Workplace.
+	ReleaseParallelism int
+	// WebhookAddr serves the push webhook receiver at /hook when WebhookSecret is set.
+	WebhookAddr string
+	// WebhookSecret is the webhook token (GitLab) or HMAC key (GitHub, Gitea, Forgejo).
+	WebhookSecret []byte
+	// MetricsAddr serves Prometheus metrics ("0" disables).
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz ("0" disables).
+	ProbeAddr string
+	// LeaderElection makes only one replica act at a time.
+	LeaderElection bool
+	// Logger receives structured logs.
+	Logger logr.Logger
+	// Registry receives the metrics; nil uses controller-runtime's registry.
+	Registry metrics.RegistererGatherer
+}
+
+// Scheme returns the scheme of the controller's client: client-go's types and the
+// platzwart API.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Run runs the controller until ctx is done. An in-flight Helm action is allowed to
+// finish (the manager's graceful shutdown waits for reconciles); a process killed
+// harder leaves releases that the next run recovers.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Name == "" {
+		opts.Name = "platzwart"
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = time.Minute
+	}
+	if opts.Requeue <= 0 {
+		opts.Requeue = 10 * time.Minute
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
+	if opts.Selector == nil {
+		opts.Selector = labels.Everything()
+	}
+	log := opts.Logger
+	kc, err := kube.Connect(opts.Cluster)
+	if err != nil {
+		return err
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return err
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = metrics.Registry
+	}
+	m, err := delivery.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	mgr, err := ctrl.NewManager(kc.Config, ctrl.Options{
+		Scheme: scheme,
+		Logger: log,
+		// Only Workplaces are cached, and only those this controller owns: Secrets,
+		// ConfigMaps and everything else are read directly, never cached cluster-wide.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.Workplace{}: {Label: opts.Selector},
+		}},
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{
+			&corev1.Secret{}, &corev1.ConfigMap{},
+		}}},
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:        opts.ProbeAddr,
+		LeaderElection:                opts.LeaderElection,
+		LeaderElectionID:              opts.Name + "-controller",
+		LeaderElectionNamespace:       opts.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       ptrDuration(5 * time.Minute),
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+
+	state := &sourceState{}
+	trigger := webhook.NewSignal()
+	wr := &WorkplaceReconciler{
+		Client:   mgr.GetClient(),
+		Kube:     kc,
+		Rec:      reconciler.New(kc, release.Options{Parallelism: opts.ReleaseParallelism}, release.Holder("platzwart-controller")),
+		Recorder: mgr.GetEventRecorder("platzwart"),
+		Metrics:  m,
+		Source:   state,
+		Name:     opts.Name,
+		Requeue:  opts.Requeue,
+		Log:      log.WithName("workplace"),
+	}
+	if err := wr.SetupWithManager(mgr, opts.Concurrency); err != nil {
+		return err
+	}
+	if opts.Source.URL != "" {
+		loop := &sourceLoop{
+			opts:    opts,
+			client:  mgr.GetClient(),
+			kube:    kc,
+			state:   state,
+			trigger: trigger.C(),
+			log:     log.WithName("source"),
+		}
+		if err := mgr.Add(loop); err != nil {
+			return err
+		}
+	}
+	if len(opts.WebhookSecret) > 0 {
+		recv, err := webhook.New(webhook.Config{
+			Secret:  opts.WebhookSecret,
+			Logger:  slog.New(logr.ToSlogHandler(log.WithName("webhook"))),
+			Trigger: trigger.Fire,
+			Refs:    webhookRefs(opts.Source.Ref),
+		})
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(&webhookServer{addr: opts.WebhookAddr, handler: recv}); err != nil {
+			return err
+		}
+	}
+	log.Info("starting controller", "name", opts.Name, "source", opts.Source.URL, "ref", opts.Source.Ref.String(),
+		"path", opts.Path, "selector", opts.Selector.String())
+	return mgr.Start(ctx)
+}
+
+// webhookRefs limits webhook triggers to the configured branch or tag.
+func webhookRefs(r source.Ref) []string {
+	switch {
+	case r.Tag != "":
+		return []string{"refs/tags/" + r.Tag}
+	case r.Branch != "":
+		return []string{"refs/heads/" + r.Branch}
+	}
+	return nil
+}
+
+func ptrDuration(d time.Duration) *time.Duration { return &d }
+
+// webhookServer serves the push receiver at /hook on every replica.
+type webhookServer struct {
+	addr    string
+	handler http.Handler
+}
+
+// NeedLeaderElection is false: every replica answers webhooks. Only the leader's own
+// trigger starts a fetch at once; a push received by another replica is picked up by
+// the leader's next poll.
+func (w *webhookServer) NeedLeaderElection() bool { return false }
+
+// Start serves until ctx is done.
+func (w *webhookServer) Start(ctx context.Context) error {
+	mux := http.NewServeMux()
+	mux.Handle("/hook", w.handler)
+	srv := &http.Server{Addr: w.addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("webhook server on %s: %w", w.addr, err)
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+var _ manager.LeaderElectionRunnable = &webhookServer{}

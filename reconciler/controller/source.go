@@ -1,0 +1,276 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/platzwart/platzwart"
+	"github.com/platzwart/platzwart/api/v1alpha1"
+	"github.com/platzwart/platzwart/reconciler/kube"
+	"github.com/platzwart/platzwart/reconciler/load"
+	"github.com/platzwart/platzwart/reconciler/source"
+	"github.com/platzwart/platzwart/reconciler/webhook"
+)
+
+// Labels and annotations the controller sets on the Workplaces it applies from Git.
+const (
+	// LabelSource names the controller install whose Git source declares a Workplace.
+	LabelSource = "platzwart.io/source"
+	// AnnotationRevision is the source revision the Workplace document was read from.
+	AnnotationRevision = "platzwart.io/revision"
+	// AnnotationCommitTime is the commit time of that revision (RFC 3339).
+	AnnotationCommitTime = "platzwart.io/commit-time"
+	// AnnotationFile is the file of the repository holding the document.
+	AnnotationFile = "platzwart.io/file"
+	// ConditionSourceReady says whether the Git source could be fetched and verified.
+	ConditionSourceReady = "SourceReady"
+	// fieldOwner is the server-side apply field manager of the controller.
+	fieldOwner = "platzwart-controller"
+)
+
+// sourceState is what the source loop last learned, shared with the Workplace
+// reconciler.
+type sourceState struct {
+	mu sync.RWMutex
+	// revision is the newest revision fetched (good or bad).
+	revision string
+	// repo is the repository loaded at the newest good revision.
+	repo *load.Repository
+	// repoRevision is the revision repo was loaded from.
+	repoRevision string
+	// loadErr is why the newest revision could not be loaded (nil when it could).
+	loadErr error
+	// fetchErr is why the last fetch failed (nil when it worked).
+	fetchErr error
+}
+
+// snapshot returns the state under the lock.
+func (s *sourceState) snapshot() (revision string, repo *load.Repository, repoRevision string, loadErr, fetchErr error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.revision, s.repo, s.repoRevision, s.loadErr, s.fetchErr
+}
+
+// sourceLoop fetches the Git source on an interval and on webhook triggers, and
+// applies its Workplace documents as Workplace resources. It runs on the leader only.
+type sourceLoop struct {
+	opts    Options
+	client  client.Client
+	kube    *kube.Cluster
+	state   *sourceState
+	trigger <-chan webhook.Event
+	log     logr.Logger
+	last    string
+}
+
+// NeedLeaderElection is true: only the leader fetches and applies.
+func (l *sourceLoop) NeedLeaderElection() bool { return true }
+
+// Start runs the loop until ctx is done.
+func (l *sourceLoop) Start(ctx context.Context) error {
+	t := time.NewTicker(l.opts.Interval)
+	defer t.Stop()
+	l.sync(ctx, "start")
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			l.sync(ctx, "poll")
+		case ev := <-l.trigger:
+			l.log.Info("webhook push", "provider", ev.Provider, "ref", ev.Ref, "commit", ev.Commit, "latency", time.Since(ev.Received).String())
+			l.sync(ctx, "webhook")
+		}
+	}
+}
+
+// sync fetches once and applies what changed.
+func (l *sourceLoop) sync(ctx context.Context, why string) {
+	log := l.log.WithValues("trigger", why)
+	art, err := source.Fetch(ctx, l.opts.Source, l.last)
+	if errors.Is(err, source.ErrUnchanged) {
+		l.setFetchErr(ctx, nil)
+		return
+	}
+	if err != nil {
+		log.Error(err, "fetching the Git source; the last good state keeps running")
+		l.setFetchErr(ctx, err)
+		return
+	}
+	l.setFetchErr(ctx, nil)
+	log = log.WithValues("revision", art.Revision)
+	dir, err := securePath(art.Dir, l.opts.Path)
+	if err != nil {
+		l.setLoad(ctx, art.Revision, nil, err)
+		return
+	}
+	label := strings.TrimSuffix(path.Join(".", l.opts.Path), "/")
+	root, err := openRoot(dir)
+	var repo *load.Repository
+	if err == nil {
+		repo, err = load.FS(root, label, platzwart.Builtin(), "")
+	}
+	if err != nil {
+		log.Error(err, "revision is invalid; nothing is applied, the last good state keeps running")
+		l.setLoad(ctx, art.Revision, nil, err)
+		l.last = art.Revision
+		return
+	}
+	var applyErrs []error
+	for _, w := range repo.Workplaces {
+		if err := l.applyWorkplace(ctx, w, art); err != nil {
+			applyErrs = append(applyErrs, err)
+		}
+	}
+	if err := errors.Join(applyErrs...); err != nil {
+		log.Error(err, "applying Workplaces; will retry")
+		return
+	}
+	l.setLoad(ctx, art.Revision, repo, nil)
+	l.last = art.Revision
+	log.Info("applied source revision", "workplaces", len(repo.Workplaces), "commit", art.Commit, "verified", art.Verified)
+}
+
+// applyWorkplace server-side applies one Workplace document, creating its namespace
+// when missing.
+func (l *sourceLoop) applyWorkplace(ctx context.Context, w *load.Workplace, art *source.Artifact) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.Namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "platzwart"}}}
+	if err := l.client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("namespace %s: %w", w.Namespace, err)
+	}
+	doc := map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(),
+		"kind":       v1alpha1.WorkplaceKind,
+		"metadata": map[string]any{
+			"name":      w.Name,
+			"namespace": w.Namespace,
+			"labels":    mergeStrings(w.Labels, map[string]string{LabelSource: l.opts.Name}),
+			"annotations": mergeStrings(w.Annotations, map[string]string{
+				AnnotationRevision:   art.Revision,
+				AnnotationCommitTime: art.CommitTime.UTC().Format(time.RFC3339),
+				AnnotationFile:       w.File,
+			}),
+		},
+	}
+	spec, err := toMap(w.Spec)
+	if err != nil {
+		return err
+	}
+	doc["spec"] = spec
+	u := &unstructured.Unstructured{Object: doc}
+	if err := l.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("workplace %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	return nil
+}
+
+// setLoad records the result of loading a revision and asks every Workplace of this
+// source to be reconciled, so their status tells.
+func (l *sourceLoop) setLoad(ctx context.Context, revision string, repo *load.Repository, err error) {
+	l.state.mu.Lock()
+	l.state.revision = revision
+	l.state.loadErr = err
+	if repo != nil {
+		l.state.repo, l.state.repoRevision = repo, revision
+	}
+	l.state.mu.Unlock()
+	if err != nil {
+		l.touchAll(ctx, revision)
+	}
+}
+
+// setFetchErr records a fetch failure (or its end) and mirrors it in the SourceReady
+// condition of this source's Workplaces, writing only on a change.
+func (l *sourceLoop) setFetchErr(ctx context.Context, err error) {
+	l.state.mu.Lock()
+	prev := l.state.fetchErr
+	l.state.fetchErr = err
+	l.state.mu.Unlock()
+	if (prev == nil) == (err == nil) && (err == nil || prev.Error() == err.Error()) {
+		return
+	}
+	cond := metav1.Condition{Type: ConditionSourceReady, Status: metav1.ConditionTrue, Reason: "Fetched",
+		Message: "the Git source is reachable"}
+	if err != nil {
+		cond = metav1.Condition{Type: ConditionSourceReady, Status: metav1.ConditionFalse, Reason: "FetchFailed",
+			Message: "the last good state keeps running: " + err.Error()}
+		if errors.Is(err, source.ErrUnverified) {
+			cond.Reason = "VerificationFailed"
+		}
+	}
+	var list v1alpha1.WorkplaceList
+	if err := l.client.List(ctx, &list, client.MatchingLabels{LabelSource: l.opts.Name}); err != nil {
+		l.log.Error(err, "listing Workplaces to report the source condition")
+		return
+	}
+	for i := range list.Items {
+		w := &list.Items[i]
+		patch := client.MergeFrom(w.DeepCopy())
+		meta.SetStatusCondition(&w.Status.Conditions, cond)
+		if err := l.client.Status().Patch(ctx, w, patch); err != nil {
+			l.log.Error(err, "reporting the source condition", "workplace", client.ObjectKeyFromObject(w).String())
+		}
+	}
+}
+
+// touchAll sets the revision annotation on every Workplace of this source, so each is
+// reconciled and reports the state of that revision.
+func (l *sourceLoop) touchAll(ctx context.Context, revision string) {
+	var list v1alpha1.WorkplaceList
+	if err := l.client.List(ctx, &list, client.MatchingLabels{LabelSource: l.opts.Name}); err != nil {
+		l.log.Error(err, "listing Workplaces")
+		return
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationRevision: revision}}})
+	for i := range list.Items {
+		w := &list.Items[i]
+		if err := l.client.Patch(ctx, w, client.RawPatch(types.MergePatchType, patch)); err != nil {
+			l.log.Error(err, "annotating Workplace", "workplace", client.ObjectKeyFromObject(w).String())
+		}
+	}
+}
+
+// securePath joins a repository-relative path to dir, refusing paths that leave it.
+func securePath(dir, rel string) (string, error) {
+	clean := filepath.Clean("/" + rel)
+	if strings.Contains(rel, "..") {
+		return "", fmt.Errorf("path %q: must stay inside the repository", rel)
+	}
+	return filepath.Join(dir, clean), nil
+}
+
+func mergeStrings(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func toMap(v any) (map[string]any, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	return out, json.Unmarshal(data, &out)
+}
