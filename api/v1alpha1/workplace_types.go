@@ -231,6 +231,9 @@ type Deployment struct {
 	Finished metav1.Time `json:"finished"`
 	// Succeeded is true when the workplace became Ready with this revision.
 	Succeeded bool `json:"succeeded"`
+	// Attempts counts consecutive reconciles of this revision that ended this way.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
 	// Message explains a failure.
 	// +optional
 	Message string `json:"message,omitempty"`

@@ -43,6 +43,7 @@ dependency order.`,
 		newStatusCommand(g),
 		newUninstallCommand(g),
 		newControllerCommand(g),
+		newInstallCommand(g),
 		newCatalogCommand(),
 		newVersionCommand(),
 	)

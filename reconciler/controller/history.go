@@ -16,7 +16,7 @@ import (
 func fromAPIHistory(h []v1alpha1.Deployment) []delivery.Record {
 	out := make([]delivery.Record, 0, len(h))
 	for _, d := range h {
-		r := delivery.Record{Revision: d.Revision, Started: d.Started.Time, Finished: d.Finished.Time, Succeeded: d.Succeeded, Message: d.Message}
+		r := delivery.Record{Revision: d.Revision, Started: d.Started.Time, Finished: d.Finished.Time, Succeeded: d.Succeeded, Attempts: d.Attempts, Message: d.Message}
 		if d.CommitTime != nil {
 			r.CommitTime = d.CommitTime.Time
 		}
@@ -29,7 +29,7 @@ func fromAPIHistory(h []v1alpha1.Deployment) []delivery.Record {
 func toAPIHistory(h []delivery.Record) []v1alpha1.Deployment {
 	out := make([]v1alpha1.Deployment, 0, len(h))
 	for _, r := range h {
-		d := v1alpha1.Deployment{Revision: r.Revision, Started: metav1.NewTime(r.Started), Finished: metav1.NewTime(r.Finished), Succeeded: r.Succeeded, Message: r.Message}
+		d := v1alpha1.Deployment{Revision: r.Revision, Started: metav1.NewTime(r.Started), Finished: metav1.NewTime(r.Finished), Succeeded: r.Succeeded, Attempts: r.Attempts, Message: r.Message}
 		if !r.CommitTime.IsZero() {
 			t := metav1.NewTime(r.CommitTime)
 			d.CommitTime = &t

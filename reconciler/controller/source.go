@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -134,6 +135,10 @@ func (l *sourceLoop) sync(ctx context.Context, why string) {
 	}
 	var applyErrs []error
 	for _, w := range repo.Workplaces {
+		// Several installs may share one repository and split its Workplaces by label.
+		if !l.opts.Selector.Matches(labels.Set(w.Labels)) {
+			continue
+		}
 		if err := l.applyWorkplace(ctx, w, art); err != nil {
 			applyErrs = append(applyErrs, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -61,6 +63,9 @@ type WorkplaceReconciler struct {
 	Requeue time.Duration
 	// Log is the logger.
 	Log logr.Logger
+
+	// synced holds the Workplaces whose metrics were exported from their status.
+	synced sync.Map
 }
 
 // SetupWithManager registers the reconciler. It reacts to spec changes (generation)
@@ -68,7 +73,9 @@ type WorkplaceReconciler struct {
 func (r *WorkplaceReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Workplace{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency}).
+		// Several controllers may run in one process (tests, or installs sharing a
+		// binary); their metrics carry the same controller name.
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, SkipNameValidation: ptr.To(true)}).
 		Named("workplace").
 		Complete(r)
 }
@@ -89,6 +96,10 @@ func (r *WorkplaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if w.Spec.Suspend {
 		log.V(1).Info("suspended")
 		return ctrl.Result{}, nil
+	}
+	if _, seen := r.synced.LoadOrStore(req.NamespacedName, true); !seen {
+		// A restarted controller exports the gauges from the history in the status.
+		r.Metrics.Sync(w.Namespace, w.Name, fromAPIHistory(w.Status.History))
 	}
 	orig := w.DeepCopy()
 	res, rerr := r.reconcile(ctx, log, w, revision)
@@ -274,9 +285,6 @@ func componentOf(rep *reconciler.Report, volume string) string {
 func (r *WorkplaceReconciler) record(w *v1alpha1.Workplace, revision string, started time.Time, ok bool, msg string) {
 	if revision == "" {
 		return
-	}
-	if n := len(w.Status.History); n > 0 && w.Status.History[n-1].Revision == revision && w.Status.History[n-1].Succeeded == ok {
-		return // already recorded: a retry of the same outcome is not a new deployment
 	}
 	rec := delivery.Record{Revision: revision, Started: started, Finished: time.Now(), Succeeded: ok, Message: msg}
 	if t, err := time.Parse(time.RFC3339, w.Annotations[AnnotationCommitTime]); err == nil {
