@@ -22,7 +22,7 @@ TEST_TIMEOUT ?= 60m
 
 include e2e/e2e.mk
 
-.PHONY: all build test unit lint fmt vet staticcheck helm-lint fuzz bench demo generate help
+.PHONY: all build test unit lint fmt vet staticcheck helm-lint fuzz bench demo demo-down generate help
 
 all: build
 
@@ -81,6 +81,11 @@ generate:
 	$(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION) \
 	  object:headerFile=hack/boilerplate.go.txt crd paths=./api/... output:crd:dir=config/crd
 
-## demo: validate and render the example workplace, and say what would be installed
+## demo: the GitOps loop on the example: Git server on loopback, controller, status (local control plane unless KUBECONFIG is set)
 demo: build
 	@PLATZWART=$(PLATZWART) CACHE_DIR=$(CACHE_DIR) ./hack/demo.sh
+
+## demo-down: stop the demo's controller, Git server and local control plane
+demo-down:
+	-@for p in controller gitserve; do f=$(CACHE_DIR)/demo/$$p.pid; [ -f $$f ] && kill $$(cat $$f) 2>/dev/null; rm -f $$f; done
+	@$(MAKE) --no-print-directory cluster-down

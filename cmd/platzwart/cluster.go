@@ -201,9 +201,22 @@ func newStatusCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(states) == 0 && out.format == "table" {
+			wps, err := workplaceResources(cmd.Context(), c, ns, workplace)
+			if err != nil {
+				return err
+			}
+			if out.format != "table" {
+				return out.print(cmd.OutOrStdout(), statusOutput{Workplaces: wps, Components: states}, nil)
+			}
+			if len(states) == 0 && len(wps) == 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "no platzwart releases in namespace %q\n", ns)
 				return nil
+			}
+			if len(wps) > 0 {
+				if err := printWorkplaces(cmd.OutOrStdout(), wps); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout())
 			}
 			return printStates(cmd.OutOrStdout(), out, states)
 		},
