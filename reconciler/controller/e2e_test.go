@@ -43,13 +43,13 @@ var nextPort atomic.Int32
 
 // gitRepo is a repository on a Git server on loopback, changed with the git CLI.
 type gitRepo struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *gittestserver.GitServer
 	url  string
 	work string
 }
 
-func newGitRepo(t *testing.T, workplace string) *gitRepo {
+func newGitRepo(t testing.TB, workplace string) *gitRepo {
 	t.Helper()
 	srv, err := gittestserver.NewTempGitServer()
 	if err != nil {
@@ -98,7 +98,7 @@ func (r *gitRepo) push(content, message string) string {
 }
 
 // workplaceDoc is the example workplace in its own namespace with its own JVB port.
-func workplaceDoc(t *testing.T, ns string, replace map[string]string) string {
+func workplaceDoc(t testing.TB, ns string, replace map[string]string) string {
 	t.Helper()
 	data, err := os.ReadFile("../../examples/workplace/workplace.yaml")
 	if err != nil {
@@ -116,7 +116,7 @@ func workplaceDoc(t *testing.T, ns string, replace map[string]string) string {
 }
 
 // runController starts the controller against the test cluster until the test ends.
-func runController(t *testing.T, c *cluster.Cluster, opts controller.Options) {
+func runController(t testing.TB, c *cluster.Cluster, opts controller.Options) {
 	t.Helper()
 	opts.Cluster = kube.Options{Kubeconfig: c.KubeconfigPath()}
 	if opts.MetricsAddr == "" {
@@ -150,7 +150,7 @@ func runController(t *testing.T, c *cluster.Cluster, opts controller.Options) {
 }
 
 // client returns a client that reads Workplaces.
-func workplaceClient(t *testing.T, c *cluster.Cluster) client.Client {
+func workplaceClient(t testing.TB, c *cluster.Cluster) client.Client {
 	t.Helper()
 	s, err := controller.Scheme()
 	if err != nil {
@@ -194,7 +194,7 @@ func notReady(w *v1alpha1.Workplace) bool {
 }
 
 // freeAddr returns a free loopback address.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -206,7 +206,7 @@ func freeAddr(t *testing.T) string {
 
 // sendGitHubPush posts a signed GitHub push event for commit, retrying until the
 // receiver listens.
-func sendGitHubPush(t *testing.T, addr string, secret []byte, commit string) {
+func sendGitHubPush(t testing.TB, addr string, secret []byte, commit string) {
 	t.Helper()
 	body := []byte(fmt.Sprintf(`{"ref":"refs/heads/main","after":%q}`, commit))
 	mac := hmac.New(sha256.New, secret)
@@ -238,7 +238,7 @@ func sendGitHubPush(t *testing.T, addr string, secret []byte, commit string) {
 }
 
 // revisionsOf returns the Helm revision of each component of a workplace.
-func revisionsOf(t *testing.T, c *cluster.Cluster, ns string) map[string]int {
+func revisionsOf(t testing.TB, c *cluster.Cluster, ns string) map[string]int {
 	t.Helper()
 	kc, err := kube.Connect(kube.Options{Kubeconfig: c.KubeconfigPath()})
 	if err != nil {
@@ -330,7 +330,7 @@ func TestGitOpsLoop(t *testing.T) {
 
 // metricValue returns the value of a counter or gauge of a registry with exactly
 // these labels, or -1 when there is none.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
