@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -209,4 +210,25 @@ func (e *Engine) correctDrift(ctx context.Context, drifted []*unstructured.Unstr
 		return fmt.Errorf("correcting drift: %w", err)
 	}
 	return nil
+}
+
+// allCurrent reports whether every resource of a manifest is Current by kstatus,
+// judged from the objects the live cache listed (no further requests). When it is not,
+// the caller waits with polling.
+func (e *Engine) allCurrent(ctx context.Context, live *liveCache, manifest, namespace string) bool {
+	_, objs, err := objects(manifest, namespace, e.cluster.Mapper)
+	if err != nil {
+		return false
+	}
+	for _, obj := range objs {
+		cur, err := live.get(ctx, obj)
+		if err != nil || cur == nil {
+			return false
+		}
+		res, err := status.Compute(cur)
+		if err != nil || res.Status != status.CurrentStatus {
+			return false
+		}
+	}
+	return true
 }

@@ -337,6 +337,9 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 				}
 			}
 		}
+		if len(what) == 0 && e.allCurrent(ctx, live, s.current.latest.Manifest, rel.Namespace) {
+			return s.Revision, true, nil, nil
+		}
 		if err := e.waitManifest(ctx, s.current.latest.Manifest, rel); err != nil {
 			return s.Revision, false, what, err
 		}
