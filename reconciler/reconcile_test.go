@@ -527,3 +527,34 @@ func TestDriftCorrected(t *testing.T) {
 		t.Errorf("drift correction made a Helm revision: %d → %d", before["keycloak"], after["keycloak"])
 	}
 }
+
+// TestInterruptedUpgradeRolledBack: the process applying an upgrade is killed after
+// Helm recorded the new revision and before it became ready. The next reconcile finds
+// a revision never confirmed ready, sees it is not, and rolls it back.
+func TestInterruptedUpgradeRolledBack(t *testing.T) {
+	e := newEnv(t)
+	extra := map[string]string{"components/valkey/component.yaml": slowComponent(t)}
+	e.reconcile(e.plan(e.workplaceDir(nil, extra)))
+	bad := e.plan(e.workplaceDir(map[string]string{"  dataPolicy: Retain\n": "  dataPolicy: Retain\n" + unschedulable}, extra))
+	// What the killed process left: Helm's upgrade, recorded with the new digest, and
+	// nothing after it.
+	helmUpgradeOnly(t, e, bad, "demo-valkey")
+
+	rep := e.reconcileMayFail(bad)
+	failed := rep.Result.Failed()
+	if len(failed) != 1 || failed[0].Release != "demo-valkey" || !strings.Contains(failed[0].Err, "rolled back to revision 1") {
+		t.Fatalf("want demo-valkey rolled back to revision 1, got %+v", failed)
+	}
+	if e.events.index("demo-valkey", "recover") < 0 {
+		t.Error("no recover step reported")
+	}
+	states, err := e.rec.Engine.Status(t.Context(), e.ns, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range states {
+		if s.Component == "valkey" && (!s.Ready || s.Revision != 3) {
+			t.Errorf("valkey after recovery: revision %d ready %v (%s)", s.Revision, s.Ready, s.Message)
+		}
+	}
+}

@@ -91,6 +91,8 @@ type Step struct {
 
 	planned *plan.Release
 	current *deployed
+	// unconfirmed is set when the current revision was never seen ready.
+	unconfirmed bool
 }
 
 // Planned returns the planned release of a step (nil for an uninstall).
@@ -133,6 +135,9 @@ func (e *Engine) Decide(_ context.Context, p *plan.Plan) ([]Step, error) {
 			}
 		case d.latest.Labels[LabelDigest] != digestLabel(rel.Digest):
 			s.Action, s.Reason = ActionUpgrade, "chart, values or patches changed"
+		case d.latest.Labels[LabelReady] != "true":
+			s.Action, s.Reason = ActionUnchanged, fmt.Sprintf("revision %d was never confirmed ready (an interrupted apply): checking it", d.latest.Version)
+			s.unconfirmed = true
 		default:
 			s.Action, s.Reason = ActionUnchanged, "digest unchanged"
 		}
@@ -318,11 +323,13 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			return 0, false, nil, err
 		}
 	}
-	labels := map[string]string{LabelWorkplace: rel.Workplace, LabelComponent: rel.Component, LabelCapability: rel.Capability, LabelDigest: digestLabel(rel.Digest)}
 	post := &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin}
 	switch s.Action {
 	case ActionUnchanged:
 		e.progress(s.Release, "unchanged", time.Since(start), "revision "+fmt.Sprint(s.Revision))
+		if s.unconfirmed {
+			return e.confirm(ctx, cfg, s, start)
+		}
 		var what []string
 		if !e.opts.SkipDriftDetection {
 			drifted, w, err := e.detectDrift(ctx, live, s.current.latest.Manifest, rel.Namespace)
@@ -357,7 +364,7 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 		in.ReleaseName = rel.Name
 		in.Namespace = rel.Namespace
 		in.Timeout = rel.Timeout
-		in.Labels = labels
+		in.Labels = ReleaseLabels(rel, false)
 		in.PostRenderer = post
 		out, err := in.RunWithContext(ctx, rel.Chart.Chart, rel.Values)
 		if err == nil {
@@ -376,13 +383,13 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			return 0, false, nil, fmt.Errorf("install: %w", err)
 		}
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
-		return out.Version, true, nil, nil
+		return out.Version, true, nil, markReady(cfg, rel.Name, out.Version)
 	case ActionUpgrade:
 		e.progress(s.Release, "upgrade", time.Since(start), s.Reason)
 		up := action.NewUpgrade(cfg)
 		up.Namespace = rel.Namespace
 		up.Timeout = rel.Timeout
-		up.Labels = labels
+		up.Labels = ReleaseLabels(rel, true)
 		up.PostRenderer = post
 		up.MaxHistory = 10
 		out, err := up.RunWithContext(ctx, rel.Name, rel.Chart.Chart, rel.Values)
@@ -394,19 +401,18 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			if s.current == nil || s.current.lastGood == nil {
 				return 0, false, nil, fmt.Errorf("upgrade: %w", err)
 			}
-			return e.rollback(ctx, cfg, s, start, err)
+			return e.rollback(ctx, cfg, s, start, err, s.current.lastGood)
 		}
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
-		return out.Version, true, nil, nil
+		return out.Version, true, nil, markReady(cfg, rel.Name, out.Version)
 	}
 	return 0, false, nil, fmt.Errorf("unexpected action %q", s.Action)
 }
 
 // rollback returns a release whose upgrade failed to its last good revision and
 // waits until that is ready again.
-func (e *Engine) rollback(ctx context.Context, cfg *action.Configuration, s Step, start time.Time, cause error) (int, bool, []string, error) {
+func (e *Engine) rollback(ctx context.Context, cfg *action.Configuration, s Step, start time.Time, cause error, good *release.Release) (int, bool, []string, error) {
 	rel := s.planned
-	good := s.current.lastGood
 	e.progress(s.Release, "rollback", time.Since(start), fmt.Sprintf("to revision %d: %v", good.Version, cause))
 	rb := action.NewRollback(cfg)
 	rb.Version = good.Version
@@ -423,7 +429,26 @@ func (e *Engine) rollback(ctx context.Context, cfg *action.Configuration, s Step
 		return last.Version, false, nil, fmt.Errorf("upgrade: %w (rolled back to revision %d, which is not ready either: %v)", cause, good.Version, err)
 	}
 	e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d (rolled back)", last.Version))
+	if err := markReady(cfg, rel.Name, last.Version); err != nil {
+		return last.Version, true, nil, fmt.Errorf("upgrade: %w (rolled back to revision %d; %v)", cause, good.Version, err)
+	}
 	return last.Version, true, nil, fmt.Errorf("upgrade: %w (rolled back to revision %d)", cause, good.Version)
+}
+
+// confirm checks a revision that was never seen ready (platzwart was stopped between
+// Helm recording it and readiness): ready now, it is marked so; not ready, it is
+// rolled back to the revision before it, as the interrupted apply would have done.
+func (e *Engine) confirm(ctx context.Context, cfg *action.Configuration, s Step, start time.Time) (int, bool, []string, error) {
+	e.progress(s.Release, "recover", time.Since(start), s.Reason)
+	err := e.waitManifest(ctx, s.current.latest.Manifest, s.planned)
+	if err == nil {
+		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", s.Revision))
+		return s.Revision, true, nil, markReady(cfg, s.Release, s.Revision)
+	}
+	if s.current.previous == nil {
+		return s.Revision, false, nil, err
+	}
+	return e.rollback(ctx, cfg, s, start, err, s.current.previous)
 }
 
 // waitManifest waits for every resource of a release manifest to be ready.
@@ -498,4 +523,15 @@ func (e *Engine) Uninstall(ctx context.Context, namespace, workplace string) ([]
 		done = append(done, st.Release)
 	}
 	return done, nil
+}
+
+// ReleaseLabels are the labels platzwart records with a revision of rel in Helm's
+// storage. An upgrade drops LabelReady, which Helm would otherwise copy from the
+// revision before ("null" deletes a label in Helm's merge).
+func ReleaseLabels(rel *plan.Release, upgrade bool) map[string]string {
+	labels := map[string]string{LabelWorkplace: rel.Workplace, LabelComponent: rel.Component, LabelCapability: rel.Capability, LabelDigest: digestLabel(rel.Digest)}
+	if upgrade {
+		labels[LabelReady] = "null"
+	}
+	return labels
 }

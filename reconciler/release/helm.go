@@ -21,6 +21,9 @@ const (
 	// LabelDigest holds the release digest (chart + values + patches), shortened to
 	// fit a label value.
 	LabelDigest = "platzwart.io/digest"
+	// LabelReady marks a revision that platzwart saw become ready. A revision without
+	// it was interrupted between Helm recording it and readiness (a killed process).
+	LabelReady = "platzwart.io/ready"
 )
 
 // digestLabel shortens a plan digest ("sha256:<64 hex>") to a label value.
@@ -77,6 +80,8 @@ type deployed struct {
 	latest *release.Release
 	// lastGood is the newest revision that was deployed successfully (nil if none).
 	lastGood *release.Release
+	// previous is the newest deployed or superseded revision older than latest.
+	previous *release.Release
 }
 
 // listWorkplace returns the releases in namespace labelled with the workplace, by
@@ -104,6 +109,10 @@ func listWorkplace(cfg *action.Configuration, workplace string) (map[string]*dep
 			d = &deployed{}
 			out[r.Name] = d
 		}
+		if d.latest != nil && d.latest.Info != nil &&
+			(d.latest.Info.Status == release.StatusDeployed || d.latest.Info.Status == release.StatusSuperseded) {
+			d.previous = d.latest
+		}
 		d.latest = r
 		if r.Info != nil && (r.Info.Status == release.StatusDeployed || r.Info.Status == release.StatusSuperseded) {
 			d.lastGood = r
@@ -126,6 +135,22 @@ func unlock(cfg *action.Configuration, r *release.Release) error {
 	r.Info.Description = "marked failed by platzwart: was left " + was.String() + " by an interrupted action"
 	if err := cfg.Releases.Update(r); err != nil {
 		return fmt.Errorf("unlocking release %q revision %d: %w", r.Name, r.Version, err)
+	}
+	return nil
+}
+
+// markReady records on a revision that it became ready.
+func markReady(cfg *action.Configuration, name string, version int) error {
+	r, err := cfg.Releases.Get(name, version)
+	if err != nil {
+		return fmt.Errorf("release %s revision %d: %w", name, version, err)
+	}
+	if r.Labels == nil {
+		r.Labels = map[string]string{}
+	}
+	r.Labels[LabelReady] = "true"
+	if err := cfg.Releases.Update(r); err != nil {
+		return fmt.Errorf("release %s revision %d: %w", name, version, err)
 	}
 	return nil
 }
