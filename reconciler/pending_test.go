@@ -49,7 +49,7 @@ func helmUpgradeOnly(t *testing.T, e *env, p *plan.Plan, name string) {
 		}
 		up := action.NewUpgrade(cfg)
 		up.Namespace = rel.Namespace
-		up.Labels = release.ReleaseLabels(rel, true)
+		up.Labels = release.Labels(rel, true)
 		up.PostRenderer = &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin}
 		if _, err := up.RunWithContext(t.Context(), rel.Name, rel.Chart.Chart, rel.Values); err != nil {
 			t.Fatal(err)

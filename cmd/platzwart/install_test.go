@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -649,11 +650,12 @@ func impersonatingKubeconfig(t *testing.T, admin, ns, sa string) string {
 
 // TestInstalledRBACSufficesForAReconcile runs `platzwart controller` in process with
 // the installed Deployment's own arguments, as the installed ServiceAccount
-// (impersonation), against a Git repository with a small workplace (Keycloak,
-// PostgreSQL, Valkey) in a namespace that does not exist yet: the Git source creates
-// the namespace and the Workplace, the reconcile generates Secrets, installs three
-// releases with hooks, takes the workplace lock, writes events and the status, under
-// the chart's RBAC only.
+// (impersonation), against a Git repository holding the example workplace in a
+// namespace that does not exist yet: the Git source creates the namespace and the
+// Workplace; the reconcile generates Secrets, installs seven releases with hooks,
+// takes the workplace lock, writes events and the status. Then a pushed swap (Jitsi →
+// BigBlueButton, dataPolicy Delete) uninstalls a release and deletes its volumes. All
+// under the chart's RBAC only.
 func TestInstalledRBACSufficesForAReconcile(t *testing.T) {
 	t.Parallel()
 	c := cluster.FromTest(t)
@@ -669,6 +671,12 @@ func TestInstalledRBACSufficesForAReconcile(t *testing.T) {
 	})
 	uninstallAtCleanup(t, c, ns, "t4")
 
+	example, err := os.ReadFile("../../examples/workplace/workplace.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(string(example), "namespace: demo", "namespace: "+workplaceNS, 1)
+	doc = strings.Replace(doc, "  values:\n", "  values:\n    jitsi: {jvb: {port: 31901}}\n", 1)
 	srv, err := gittestserver.NewTempGitServer()
 	if err != nil {
 		t.Fatal(err)
@@ -678,16 +686,6 @@ func TestInstalledRBACSufficesForAReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	fixture := t.TempDir()
-	doc := fmt.Sprintf(`apiVersion: platzwart.io/v1alpha1
-kind: Workplace
-metadata:
-  name: mini
-  namespace: %s
-spec:
-  domain: 192.168.49.2.sslip.io
-  profile: minikube
-  components: {chat: none, video: none, files: none, office: none}
-`, workplaceNS)
 	if err := os.WriteFile(filepath.Join(fixture, "workplace.yaml"), []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -696,7 +694,7 @@ spec:
 	}
 	repo := srv.HTTPAddress() + "/workplaces.git"
 
-	mustInstall(t, "--kubeconfig", c.KubeconfigPath(), "-n", ns, "--repo", repo, "--name", "t4")
+	mustInstall(t, "--kubeconfig", c.KubeconfigPath(), "-n", ns, "--repo", repo, "--name", "t4", "--set", "git.interval=1s")
 	d := controllerDeployment(t, cs, ns, "t4")
 	args := []string{"--kubeconfig", impersonatingKubeconfig(t, c.KubeconfigPath(), ns, "t4")}
 	for _, a := range d.Spec.Template.Spec.Containers[0].Args {
@@ -749,21 +747,30 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var w v1alpha1.Workplace
-	start := time.Now()
-	err = wait.PollUntilContextTimeout(t.Context(), 250*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-		if err := cl.Get(ctx, client.ObjectKey{Namespace: workplaceNS, Name: "mini"}, &w); err != nil {
-			return false, nil
+	waitReady := func(what string, revision string) *v1alpha1.Workplace {
+		t.Helper()
+		var w v1alpha1.Workplace
+		start := time.Now()
+		err := wait.PollUntilContextTimeout(t.Context(), 250*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+			if err := cl.Get(ctx, client.ObjectKey{Namespace: workplaceNS, Name: "demo"}, &w); err != nil {
+				return false, nil
+			}
+			ready := meta.FindStatusCondition(w.Status.Conditions, "Ready")
+			if ready != nil && ready.Status == metav1.ConditionFalse && strings.Contains(ready.Message, "forbidden") {
+				return false, fmt.Errorf("%s: %s", ready.Reason, ready.Message) // a missing rule: retrying cannot help
+			}
+			return ready != nil && ready.Status == metav1.ConditionTrue && strings.HasSuffix(w.Status.LastAppliedRevision, revision), nil
+		})
+		if err != nil {
+			t.Fatalf("workplace %s/demo: %s: not Ready under the chart's RBAC: %v; status: %+v", workplaceNS, what, err, w.Status)
 		}
-		ready := meta.FindStatusCondition(w.Status.Conditions, "Ready")
-		return ready != nil && ready.Status == metav1.ConditionTrue, nil
-	})
-	if err != nil {
-		t.Fatalf("workplace %s/mini not Ready under the chart's RBAC: %v; status: %+v", workplaceNS, err, w.Status)
+		t.Logf("workplace %s/demo: %s: Ready after %s: %s", workplaceNS, what, time.Since(start).Round(time.Millisecond),
+			meta.FindStatusCondition(w.Status.Conditions, "Ready").Message)
+		return &w
 	}
-	t.Logf("workplace %s/mini Ready after %s: %s", workplaceNS, time.Since(start).Round(time.Millisecond), meta.FindStatusCondition(w.Status.Conditions, "Ready").Message)
-	if len(w.Status.Components) != 3 {
-		t.Errorf("status components %+v, want 3", w.Status.Components)
+	w := waitReady("first install", "")
+	if len(w.Status.Components) != 7 {
+		t.Errorf("status components %+v, want 7", w.Status.Components)
 	}
 	if w.Labels[controller.LabelSource] != "t4" {
 		t.Errorf("Workplace labels %v: want %s=t4 (--name is the release name)", w.Labels, controller.LabelSource)
@@ -784,5 +791,49 @@ spec:
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
 		t.Errorf("leader election Lease %s/t4-controller: %v %+v", ns, err, lease)
 	}
+
+	// Swap video and delete the data of what is removed: Helm uninstall and PVC delete.
+	commit := pushWorkplace(t, repo, strings.NewReplacer("video: jitsi", "video: bigbluebutton", "dataPolicy: Retain", "dataPolicy: Delete").Replace(doc))
+	w = waitReady("swap to bigbluebutton", commit)
+	for _, comp := range w.Status.Components {
+		if comp.Component == "jitsi" {
+			t.Errorf("jitsi still in the status after the swap: %+v", comp)
+		}
+	}
+	pvcs, err := cs.CoreV1().PersistentVolumeClaims(workplaceNS).List(t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=demo-jitsi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pvcs.Items {
+		if p.DeletionTimestamp == nil {
+			t.Errorf("volume %s of jitsi kept under dataPolicy Delete", p.Name)
+		}
+	}
 	stop()
+}
+
+// pushWorkplace commits content as workplace.yaml to the repository and pushes it
+// with the git CLI; it returns the commit.
+func pushWorkplace(t *testing.T, repo, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), "git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_AUTHOR_NAME=ops", "GIT_AUTHOR_EMAIL=ops@example.org",
+			"GIT_COMMITTER_NAME=ops", "GIT_COMMITTER_EMAIL=ops@example.org")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("clone", "--branch", "main", repo, ".")
+	if err := os.WriteFile(filepath.Join(dir, "workplace.yaml"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git("commit", "-am", "swap video")
+	git("push", "origin", "main")
+	return git("rev-parse", "HEAD")
 }

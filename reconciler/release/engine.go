@@ -364,7 +364,7 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 		in.ReleaseName = rel.Name
 		in.Namespace = rel.Namespace
 		in.Timeout = rel.Timeout
-		in.Labels = ReleaseLabels(rel, false)
+		in.Labels = Labels(rel, false)
 		in.PostRenderer = post
 		out, err := in.RunWithContext(ctx, rel.Chart.Chart, rel.Values)
 		if err == nil {
@@ -389,7 +389,7 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 		up := action.NewUpgrade(cfg)
 		up.Namespace = rel.Namespace
 		up.Timeout = rel.Timeout
-		up.Labels = ReleaseLabels(rel, true)
+		up.Labels = Labels(rel, true)
 		up.PostRenderer = post
 		up.MaxHistory = 10
 		out, err := up.RunWithContext(ctx, rel.Name, rel.Chart.Chart, rel.Values)
@@ -525,10 +525,10 @@ func (e *Engine) Uninstall(ctx context.Context, namespace, workplace string) ([]
 	return done, nil
 }
 
-// ReleaseLabels are the labels platzwart records with a revision of rel in Helm's
+// Labels are the labels platzwart records with a revision of rel in Helm's
 // storage. An upgrade drops LabelReady, which Helm would otherwise copy from the
 // revision before ("null" deletes a label in Helm's merge).
-func ReleaseLabels(rel *plan.Release, upgrade bool) map[string]string {
+func Labels(rel *plan.Release, upgrade bool) map[string]string {
 	labels := map[string]string{LabelWorkplace: rel.Workplace, LabelComponent: rel.Component, LabelCapability: rel.Capability, LabelDigest: digestLabel(rel.Digest)}
 	if upgrade {
 		labels[LabelReady] = "null"
