@@ -558,3 +558,55 @@ func TestInterruptedUpgradeRolledBack(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedFirstInstallRemoved: a new release that never becomes ready is
+// uninstalled so the next run starts clean; what does not depend on it is installed.
+func TestFailedFirstInstallRemoved(t *testing.T) {
+	e := newEnv(t)
+	extra := map[string]string{"components/valkey/component.yaml": slowComponent(t)}
+	rep := e.reconcileMayFail(e.plan(e.workplaceDir(map[string]string{"  dataPolicy: Retain\n": "  dataPolicy: Retain\n" + unschedulable}, extra)))
+	byRelease := map[string]string{}
+	for _, o := range rep.Result.Outcomes {
+		byRelease[o.Release] = o.Err
+	}
+	if msg := byRelease["demo-valkey"]; !strings.Contains(msg, "install") || !strings.Contains(msg, "node") {
+		t.Errorf("demo-valkey: %q, want the install failure with the scheduling reason", msg)
+	}
+	if msg := byRelease["demo-nextcloud"]; !strings.Contains(msg, "demo-valkey is not ready") {
+		t.Errorf("demo-nextcloud: %q, want it not started", msg)
+	}
+	for _, ok := range []string{"demo-postgresql", "demo-keycloak", "demo-collabora"} {
+		if byRelease[ok] != "" {
+			t.Errorf("%s failed too: %s", ok, byRelease[ok])
+		}
+	}
+	if _, installed := revisions(t, e, "demo")["valkey"]; installed {
+		t.Error("the failed first install of valkey is still there")
+	}
+	if e.events.index("demo-valkey", "uninstall") < 0 {
+		t.Error("no uninstall step reported")
+	}
+}
+
+// TestRenderFailureAppliesNothing: a patch that matches nothing stops the reconcile
+// before anything is created, with the workplace file and field in the error.
+func TestRenderFailureAppliesNothing(t *testing.T) {
+	e := newEnv(t)
+	p := e.plan(e.workplaceDir(map[string]string{"  dataPolicy: Retain\n": `  dataPolicy: Retain
+  patches:
+    keycloak:
+      - target: {kind: Deployment, name: nope}
+        patch: '[{"op": "add", "path": "/metadata/labels/x", "value": "y"}]'
+`}, nil))
+	e.count.reset()
+	_, err := e.rec.Reconcile(t.Context(), p)
+	if err == nil || !strings.Contains(err.Error(), "nothing was applied") || !strings.Contains(err.Error(), "spec.patches.keycloak[0].target") {
+		t.Fatalf("error %v, want the render failure naming spec.patches.keycloak[0].target", err)
+	}
+	if _, mutating := e.count.snapshot(); len(mutating) > 0 {
+		t.Errorf("a failed render wrote to the cluster: %v", mutating)
+	}
+	if len(revisions(t, e, "demo")) != 0 {
+		t.Error("releases were installed despite the render failure")
+	}
+}

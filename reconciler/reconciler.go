@@ -64,22 +64,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, p *plan.Plan) (*Report, erro
 	if r.Owner != nil {
 		owner = r.Owner(p)
 	}
+	steps, err := r.Engine.Decide(ctx, p)
+	if err != nil {
+		return rep, fmt.Errorf("workplace %s/%s: %w", p.Namespace, p.Workplace, err)
+	}
+	// Render every release before touching anything: a chart or patch that does not
+	// render stops the reconcile with nothing written.
+	if changes(steps) {
+		if _, err := render.Plan(ctx, p); err != nil {
+			return rep, fmt.Errorf("workplace %s/%s: nothing was applied: %w", p.Namespace, p.Workplace, err)
+		}
+	}
 	sec := &secrets.Manager{Client: r.Cluster.Clientset}
 	res, err := sec.Ensure(ctx, p, owner)
 	if err != nil {
 		return rep, fmt.Errorf("workplace %s/%s: secrets: %w", p.Namespace, p.Workplace, err)
 	}
 	rep.Secrets = res.Changed()
-	steps, err := r.Engine.Decide(ctx, p)
-	if err != nil {
-		return rep, fmt.Errorf("workplace %s/%s: %w", p.Namespace, p.Workplace, err)
-	}
 	if changes(steps) {
-		// Render every release before touching anything: a chart or patch that does not
-		// render stops the reconcile with nothing applied.
-		if _, err := render.Plan(ctx, p); err != nil {
-			return rep, fmt.Errorf("workplace %s/%s: nothing was applied: %w", p.Namespace, p.Workplace, err)
-		}
 		lock, err := r.Engine.Lock(ctx, p.Namespace, p.Workplace, r.Holder)
 		if err != nil {
 			return rep, err
