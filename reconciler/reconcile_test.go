@@ -610,3 +610,48 @@ func TestRenderFailureAppliesNothing(t *testing.T) {
 		t.Error("releases were installed despite the render failure")
 	}
 }
+
+// TestAPIServerRestartMidReconcile restarts kube-apiserver while the example is being
+// installed: that reconcile ends with a clear error instead of hanging, and the next one
+// converges (releases left pending are recovered).
+func TestAPIServerRestartMidReconcile(t *testing.T) {
+	c := cluster.FromTest(t)
+	if c.RunDir() == "" {
+		t.Skip("needs the local control plane (restarts its API server)")
+	}
+	e := newEnv(t)
+	p := e.plan(e.workplaceDir(nil, nil))
+	done := make(chan error, 1)
+	var rep *reconciler.Report
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+		defer cancel()
+		var err error
+		rep, err = e.rec.Reconcile(ctx, p)
+		done <- err
+	}()
+	// Restart once the first releases are being installed.
+	for e.events.index("demo-postgresql", "install") < 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.RestartAPIServer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	switch {
+	case err != nil:
+		t.Logf("reconcile during the restart: %v", err)
+	case rep.Failed():
+		for _, o := range rep.Result.Failed() {
+			t.Logf("during the restart: %s: %s", o.Release, o.Err)
+		}
+	default:
+		t.Log("the reconcile rode out the restart")
+	}
+	rep = e.reconcile(p)
+	for _, o := range rep.Result.Outcomes {
+		if !o.Ready {
+			t.Errorf("after the restart: %s not ready: %s", o.Release, o.Err)
+		}
+	}
+}

@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -243,6 +245,7 @@ func (c *Cluster) launch(name, exe string, args ...string) (*component, error) {
 		pid:     cmd.Process.Pid,
 		exe:     resolveExe(exe),
 		logPath: logPath,
+		args:    append([]string{exe}, args...),
 		done:    make(chan struct{}),
 	}
 	go func() {
@@ -279,4 +282,38 @@ func freePorts(n int) ([]int, error) {
 
 func hostPort(port int) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// RestartAPIServer stops kube-apiserver and starts it again with the same flags (etcd
+// keeps the state), and returns when it answers /readyz. It is for fault tests: a
+// reconcile whose API server goes away in the middle.
+func (c *Cluster) RestartAPIServer(ctx context.Context) error {
+	if c.runDir == "" {
+		return errors.New("restart kube-apiserver: not a local control plane")
+	}
+	c.mu.Lock()
+	var old *component
+	for _, p := range c.procs {
+		if p.name == "kube-apiserver" && !p.exited() {
+			old = p
+		}
+	}
+	c.mu.Unlock()
+	if old == nil {
+		return errors.New("restart kube-apiserver: it is not running")
+	}
+	if err := terminate(ctx, old); err != nil {
+		return fmt.Errorf("restart kube-apiserver: %w", err)
+	}
+	if _, err := c.launch("kube-apiserver", old.args[0], old.args[1:]...); err != nil {
+		return fmt.Errorf("restart kube-apiserver: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(c.config)
+	if err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, apiserverTimeout, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil, nil
+	})
 }

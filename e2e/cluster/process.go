@@ -19,6 +19,7 @@ type component struct {
 	pid     int
 	exe     string // absolute path of the executable, symlinks resolved
 	logPath string
+	args    []string // the command line, to start the component again
 
 	// done is closed when the process has exited and been waited for. It is
 	// nil for a process that is not a child of this process (found in the pid
