@@ -80,6 +80,7 @@ bench:
 generate:
 	$(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION) \
 	  object:headerFile=hack/boilerplate.go.txt crd paths=./api/... output:crd:dir=config/crd
+	cp config/crd/platzwart.io_workplaces.yaml charts/platzwart/crds/
 
 ## demo: the GitOps loop on the example: Git server on loopback, controller, status (local control plane unless KUBECONFIG is set)
 demo: build

@@ -54,6 +54,11 @@ func (e *Engine) applyConfig(namespace string) (*action.Configuration, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Helm's kube client builds its clientset lazily and without a lock; build it now,
+	// before the releases of this apply use the configuration from several goroutines.
+	if err := cfg.KubeClient.IsReachable(); err != nil {
+		return nil, fmt.Errorf("cluster unreachable: %w", err)
+	}
 	dc, err := e.cluster.Getter(namespace).ToDiscoveryClient()
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
