@@ -7,33 +7,25 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
-	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
-	"github.com/fluxcd/cli-utils/pkg/object"
-	"github.com/fluxcd/pkg/ssa"
 	"github.com/spf13/cobra"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chartutil"
-	helmkube "helm.sh/helm/v3/pkg/kube"
 	helmrelease "helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"helm.sh/helm/v3/pkg/strvals"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/platzwart/platzwart"
 	"github.com/platzwart/platzwart/reconciler/catalog"
 	"github.com/platzwart/platzwart/reconciler/controller"
 	"github.com/platzwart/platzwart/reconciler/kube"
 	"github.com/platzwart/platzwart/reconciler/plan"
+	"github.com/platzwart/platzwart/reconciler/release"
 	"github.com/platzwart/platzwart/reconciler/render"
 )
 
@@ -319,73 +311,17 @@ func installOrUpgrade(ctx context.Context, cfg *action.Configuration, f *install
 }
 
 // waitRelease waits until every resource of the release is Current by kstatus (the
-// Deployment Available with its new ReplicaSet), like the reconciler waits for
+// Deployment Available with its new ReplicaSet), with the wait the reconciler gives
 // component releases. On failure it says which resources are not ready and why.
-func waitRelease(ctx context.Context, c *kube.Cluster, cfg *action.Configuration, rel *helmrelease.Release, timeout time.Duration) error {
-	resources, err := cfg.KubeClient.Build(strings.NewReader(rel.Manifest), false)
-	if err != nil {
-		return fmt.Errorf("reading the manifest: %w", err)
-	}
-	set := make(object.ObjMetadataSet, 0, len(resources))
-	for _, r := range resources {
-		set = append(set, object.ObjMetadata{Namespace: r.Namespace, Name: r.Name, GroupKind: r.Mapping.GroupVersionKind.GroupKind()})
-	}
-	poller := polling.NewStatusPoller(c.Client, c.Mapper, polling.Options{})
-	rm := ssa.NewResourceManager(c.Client, poller, ssa.Owner{Field: installFieldOwner, Group: "platzwart.io"})
-	err = rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: 500 * time.Millisecond, Timeout: timeout, FailFast: true})
-	if err == nil || ctx.Err() != nil {
-		return err
-	}
-	if why := notReady(context.WithoutCancel(ctx), c, resources); why != "" {
-		return fmt.Errorf("after %s: %s", timeout, why)
-	}
-	return err
-}
-
-// notReady describes the resources that are not Current, with the scheduling and
-// container reasons of the pods of a workload.
-func notReady(ctx context.Context, c *kube.Cluster, resources helmkube.ResourceList) string {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var msgs []string
-	for _, r := range resources {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(r.Mapping.GroupVersionKind)
-		id := fmt.Sprintf("%s %s/%s", r.Mapping.GroupVersionKind.Kind, r.Namespace, r.Name)
-		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Name}, u); err != nil {
-			msgs = append(msgs, fmt.Sprintf("%s: %v", id, err))
-			continue
+func waitRelease(ctx context.Context, c *kube.Cluster, _ *action.Configuration, rel *helmrelease.Release, timeout time.Duration) error {
+	eng := release.New(c, release.Options{PollInterval: 500 * time.Millisecond})
+	if err := eng.WaitManifest(ctx, rel.Manifest, rel.Namespace, timeout); err != nil {
+		if ctx.Err() != nil {
+			return err
 		}
-		res, err := status.Compute(u)
-		if err != nil || res.Status == status.CurrentStatus {
-			continue
-		}
-		msg := fmt.Sprintf("%s: %s", id, res.Message)
-		if sel, ok, _ := unstructured.NestedStringMap(u.Object, "spec", "selector", "matchLabels"); ok && len(sel) > 0 {
-			var pods corev1.PodList
-			if err := c.Client.List(ctx, &pods, client.InNamespace(r.Namespace), client.MatchingLabels(sel)); err == nil {
-				var reasons []string
-				for _, p := range pods.Items {
-					for _, cond := range p.Status.Conditions {
-						if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse {
-							reasons = append(reasons, cond.Message)
-						}
-					}
-					for _, cs := range p.Status.ContainerStatuses {
-						if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
-							reasons = append(reasons, fmt.Sprintf("container %s: %s %s", cs.Name, w.Reason, w.Message))
-						}
-					}
-				}
-				slices.Sort(reasons)
-				if reasons = slices.Compact(reasons); len(reasons) > 0 {
-					msg += ": " + strings.Join(reasons, "; ")
-				}
-			}
-		}
-		msgs = append(msgs, msg)
+		return fmt.Errorf("after %s: %w", timeout, err)
 	}
-	return strings.Join(msgs, "; ")
+	return nil
 }
 
 // printInstalled says what was done and what to do next.

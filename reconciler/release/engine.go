@@ -451,6 +451,18 @@ func (e *Engine) confirm(ctx context.Context, cfg *action.Configuration, s Step,
 	return e.rollback(ctx, cfg, s, start, err, s.current.previous)
 }
 
+// WaitManifest waits until every resource of a release manifest is Current by
+// kstatus, and on failure says which resources are not ready and what their pods
+// report. It is the wait every release of a plan gets, for releases outside a plan
+// (the controller's own chart).
+func (e *Engine) WaitManifest(ctx context.Context, manifest, namespace string, timeout time.Duration) error {
+	set, _, err := objects(manifest, namespace, e.cluster.Mapper)
+	if err != nil {
+		return fmt.Errorf("reading the manifest: %w", err)
+	}
+	return e.waitReady(ctx, set, namespace, timeout)
+}
+
 // waitManifest waits for every resource of a release manifest to be ready.
 func (e *Engine) waitManifest(ctx context.Context, manifest string, rel *plan.Release) error {
 	set, _, err := objects(manifest, rel.Namespace, e.cluster.Mapper)
