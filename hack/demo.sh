@@ -30,7 +30,7 @@ step "Validate $example (documents, selection, wiring, every chart renders)"
 
 if [ -z "${KUBECONFIG:-}" ]; then
   step "No KUBECONFIG given: starting the local control plane (first build ~10-15 min, then seconds)"
-  KUBECONFIG=$(GOTOOLCHAIN=auto go run ./e2e/cmd/localcluster up | head -n 1)
+  KUBECONFIG=$(GOTOOLCHAIN=auto go run ./e2e/cmd/localcluster up | sed -n 1p)
   export KUBECONFIG
   local_cp=1
 else
