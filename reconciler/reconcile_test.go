@@ -1,11 +1,12 @@
 package reconciler_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
-	"github.com/go-logr/logr"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -654,4 +656,85 @@ func TestAPIServerRestartMidReconcile(t *testing.T) {
 			t.Errorf("after the restart: %s not ready: %s", o.Release, o.Err)
 		}
 	}
+}
+
+// TestKilledMidUpgradeRecovered runs `platzwart apply` as a process, SIGKILLs it while
+// it waits for an upgrade that cannot become ready, and checks that the next reconcile
+// recovers: the interrupted revision is rolled back and the workplace is ready again.
+func TestKilledMidUpgradeRecovered(t *testing.T) {
+	e := newEnv(t)
+	bin := filepath.Join(t.TempDir(), "platzwart")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "../cmd/platzwart")
+	build.Env = append(os.Environ(), "GOTOOLCHAIN=auto")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building platzwart: %v\n%s", err, out)
+	}
+	slow := strings.Replace(slowComponent(t), "timeout: 5s", "timeout: 20s", 1)
+	extra := map[string]string{"components/valkey/component.yaml": slow}
+	e.reconcile(e.plan(e.workplaceDir(nil, extra)))
+
+	dir := e.workplaceDir(map[string]string{"  dataPolicy: Retain\n": "  dataPolicy: Retain\n" + unschedulable}, extra)
+	kubeconfig := cluster.FromTest(t).KubeconfigPath()
+	cmd := exec.CommandContext(t.Context(), bin, "apply", dir, "--kubeconfig", kubeconfig)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it once it waits for the upgraded valkey (Helm has recorded the revision).
+	scan := bufio.NewScanner(stderr)
+	waiting := false
+	for scan.Scan() {
+		line := scan.Text()
+		t.Log("apply: " + line)
+		if strings.Contains(line, "demo-valkey") && strings.Contains(line, " wait ") {
+			waiting = true
+			break
+		}
+	}
+	if !waiting {
+		t.Fatal("apply ended before waiting for demo-valkey")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	// The next run (the plan with the bad patch, as the repository still says). The
+	// killed process still holds the workplace's lease until it expires (60 s).
+	var rep *reconciler.Report
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var err error
+		rep, err = e.rec.Reconcile(t.Context(), e.plan(dir))
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "is being reconciled by") || time.Now().After(deadline) {
+			t.Fatalf("reconcile after the kill: %v", err)
+		}
+		t.Logf("waiting for the killed process's lease to expire: %v", err)
+		time.Sleep(5 * time.Second)
+	}
+	failed := rep.Result.Failed()
+	if len(failed) != 1 || failed[0].Release != "demo-valkey" || !strings.Contains(failed[0].Err, "rolled back") {
+		t.Fatalf("want demo-valkey's interrupted revision rolled back, got %+v", failed)
+	}
+	for _, s := range revisionsAndReady(t, e) {
+		if !s.Ready {
+			t.Errorf("%s not ready after recovery: %s", s.Component, s.Message)
+		}
+	}
+}
+
+// revisionsAndReady returns the releases of the test's workplace.
+func revisionsAndReady(t *testing.T, e *env) []release.State {
+	t.Helper()
+	states, err := e.rec.Engine.Status(t.Context(), e.ns, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return states
 }

@@ -112,10 +112,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, p *plan.Plan) (*Report, erro
 	return rep, nil
 }
 
-// changes reports whether any step changes the cluster.
+// changes reports whether any step may change the cluster (a revision never confirmed
+// ready may be rolled back).
 func changes(steps []release.Step) bool {
 	for _, s := range steps {
-		if s.Action != release.ActionUnchanged {
+		if s.Action != release.ActionUnchanged || s.Unconfirmed() {
 			return true
 		}
 	}

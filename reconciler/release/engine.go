@@ -95,6 +95,10 @@ type Step struct {
 	unconfirmed bool
 }
 
+// Unconfirmed reports whether the step checks a revision that was never seen ready
+// (and rolls it back when it is not).
+func (s Step) Unconfirmed() bool { return s.unconfirmed }
+
 // Planned returns the planned release of a step (nil for an uninstall).
 func (s Step) Planned() *plan.Release { return s.planned }
 
