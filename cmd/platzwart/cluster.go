@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -54,15 +55,7 @@ ready, rolls back failed upgrades and removes components no longer selected once
 everything else is ready. The exit status is non-zero when any release failed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := loadRepo(dirArg(args), g)
-			if err != nil {
-				return err
-			}
-			results, err := renderRepo(cmd.Context(), repo)
-			if err != nil {
-				return err
-			}
-			c, err := connect(g)
+			results, c, err := renderAndConnect(cmd.Context(), args, g)
 			if err != nil {
 				return err
 			}
@@ -137,15 +130,7 @@ func newPlanCommand(g *globalFlags) *cobra.Command {
 		Short: "Show what apply would change in the cluster, per release, without changing anything",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := loadRepo(dirArg(args), g)
-			if err != nil {
-				return err
-			}
-			results, err := renderRepo(cmd.Context(), repo)
-			if err != nil {
-				return err
-			}
-			c, err := connect(g)
+			results, c, err := renderAndConnect(cmd.Context(), args, g)
 			if err != nil {
 				return err
 			}
@@ -185,11 +170,7 @@ func newStatusCommand(g *globalFlags) *cobra.Command {
 		Short: "Show the components of the workplaces in a namespace: chart, revision, readiness",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := connect(g)
-			if err != nil {
-				return err
-			}
-			ns, err := namespaceOf(g)
+			c, ns, err := connectNamespace(g)
 			if err != nil {
 				return err
 			}
@@ -268,6 +249,31 @@ func age(t time.Time) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
+// connectNamespace connects and returns the namespace of -n or the kubeconfig context.
+func connectNamespace(g *globalFlags) (*kube.Cluster, string, error) {
+	c, err := connect(g)
+	if err != nil {
+		return nil, "", err
+	}
+	ns, err := namespaceOf(g)
+	return c, ns, err
+}
+
+// renderAndConnect loads, plans and renders every workplace of the directory argument,
+// and only then connects: invalid input never reaches the cluster.
+func renderAndConnect(ctx context.Context, args []string, g *globalFlags) ([]rendered, *kube.Cluster, error) {
+	repo, err := loadRepo(dirArg(args), g)
+	if err != nil {
+		return nil, nil, err
+	}
+	results, err := renderRepo(ctx, repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := connect(g)
+	return results, c, err
+}
+
 // namespaceOf returns -n, or the kubeconfig context's namespace.
 func namespaceOf(g *globalFlags) (string, error) {
 	if g.namespace != "" {
@@ -284,11 +290,7 @@ func newUninstallCommand(g *globalFlags) *cobra.Command {
 		Short: "Uninstall every release of a workplace; volumes and generated Secrets are kept",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := connect(g)
-			if err != nil {
-				return err
-			}
-			ns, err := namespaceOf(g)
+			c, ns, err := connectNamespace(g)
 			if err != nil {
 				return err
 			}

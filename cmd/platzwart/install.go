@@ -16,7 +16,6 @@ import (
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"helm.sh/helm/v3/pkg/strvals"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
@@ -141,7 +140,7 @@ func runInstall(ctx context.Context, g *globalFlags, f *installFlags, out, errOu
 	if err != nil {
 		return err
 	}
-	created, err := ensureInstallNamespace(ctx, c, ns)
+	created, err := kube.EnsureNamespace(ctx, c.Clientset, ns, installFieldOwner)
 	if err != nil {
 		return err
 	}
@@ -227,33 +226,6 @@ func (f *installFlags) values() (map[string]any, error) {
 
 // webhookSecretName is the Secret `platzwart install` stores the webhook token in.
 func webhookSecretName(release string) string { return release + "-webhook" }
-
-// ensureInstallNamespace creates the namespace if it does not exist and reports whether
-// it did. It is not part of the Helm release: uninstalling the release keeps it.
-func ensureInstallNamespace(ctx context.Context, c *kube.Cluster, name string) (bool, error) {
-	namespaces := c.Clientset.CoreV1().Namespaces()
-	ns, err := namespaces.Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case err == nil:
-		if ns.DeletionTimestamp != nil {
-			return false, fmt.Errorf("namespace %q is being deleted: wait until it is gone", name)
-		}
-		return false, nil
-	case !apierrors.IsNotFound(err):
-		return false, fmt.Errorf("namespace %q: %w", name, err)
-	}
-	_, err = namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name:   name,
-		Labels: map[string]string{"app.kubernetes.io/managed-by": "platzwart"},
-	}}, metav1.CreateOptions{FieldManager: installFieldOwner})
-	switch {
-	case err == nil:
-		return true, nil
-	case apierrors.IsAlreadyExists(err):
-		return false, nil
-	}
-	return false, fmt.Errorf("creating namespace %q: %w", name, err)
-}
 
 // applyWebhookSecret server-side applies the webhook Secret and returns its
 // resourceVersion (unchanged when the token is). It is kept out of Helm, so the token

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -155,9 +153,8 @@ func (l *sourceLoop) sync(ctx context.Context, why string) {
 // applyWorkplace server-side applies one Workplace document, creating its namespace
 // when missing.
 func (l *sourceLoop) applyWorkplace(ctx context.Context, w *load.Workplace, art *source.Artifact) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.Namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "platzwart"}}}
-	if err := l.client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("namespace %s: %w", w.Namespace, err)
+	if _, err := kube.EnsureNamespace(ctx, l.kube.Clientset, w.Namespace, fieldOwner); err != nil {
+		return err
 	}
 	doc := map[string]any{
 		"apiVersion": v1alpha1.GroupVersion.String(),

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/platzwart/platzwart/reconciler/kube"
 	"github.com/platzwart/platzwart/reconciler/plan"
 )
 
@@ -98,7 +99,7 @@ func (m *Manager) Ensure(ctx context.Context, p *plan.Plan, owner *metav1.OwnerR
 	if err := checkPlan(p); err != nil {
 		return res, err
 	}
-	created, err := m.ensureNamespace(ctx, p.Namespace)
+	created, err := kube.EnsureNamespace(ctx, m.Client, p.Namespace, m.fieldOwner())
 	if err != nil {
 		return res, err
 	}
@@ -177,32 +178,6 @@ func checkPlan(p *plan.Plan) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// ensureNamespace creates the namespace if it does not exist and reports whether it did.
-func (m *Manager) ensureNamespace(ctx context.Context, name string) (bool, error) {
-	client := m.Client.CoreV1().Namespaces()
-	ns, err := client.Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case err == nil:
-		if ns.DeletionTimestamp != nil {
-			return false, fmt.Errorf("namespace %q is being deleted: wait until it is gone", name)
-		}
-		return false, nil
-	case !apierrors.IsNotFound(err):
-		return false, fmt.Errorf("namespace %q: %w", name, err)
-	}
-	_, err = client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name:   name,
-		Labels: map[string]string{LabelManagedBy: ManagedBy},
-	}}, metav1.CreateOptions{FieldManager: m.fieldOwner()})
-	switch {
-	case err == nil:
-		return true, nil
-	case apierrors.IsAlreadyExists(err):
-		return false, nil
-	}
-	return false, fmt.Errorf("create namespace %q: %w", name, err)
 }
 
 // ensureSecret makes one Secret exist with every key of s. cur is the Secret as listed,
