@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +16,7 @@ import (
 	"github.com/platzwart/platzwart/api/v1alpha1"
 	"github.com/platzwart/platzwart/reconciler/kube"
 	"github.com/platzwart/platzwart/reconciler/plan"
+	"github.com/platzwart/platzwart/reconciler/preflight"
 	"github.com/platzwart/platzwart/reconciler/release"
 	"github.com/platzwart/platzwart/reconciler/render"
 	"github.com/platzwart/platzwart/reconciler/secrets"
@@ -30,6 +32,16 @@ type Reconciler struct {
 	Holder string
 	// Owner, when set, becomes the owner of generated Secrets (the Workplace object).
 	Owner func(p *plan.Plan) *metav1.OwnerReference
+	// Grace is how long Helm actions already running may go on once the caller's
+	// context is done (SIGTERM, Ctrl-C): no new release starts, nothing is rolled back
+	// or uninstalled because of the stop, and an action still running when the grace
+	// period ends is cancelled and left failed for the next reconcile to recover. The
+	// controller sets it below its pod's terminationGracePeriodSeconds.
+	Grace time.Duration
+	// Started, when set, is called once the workplace's Lease is taken because
+	// something must change, with the steps decided under it (the controller sets
+	// Reconciling=True there). A no-op reconcile never calls it.
+	Started func(ctx context.Context, p *plan.Plan, steps []release.Step)
 }
 
 // New returns a reconciler for the cluster.
@@ -64,37 +76,63 @@ func (r *Reconciler) Reconcile(ctx context.Context, p *plan.Plan) (*Report, erro
 	if r.Owner != nil {
 		owner = r.Owner(p)
 	}
+	sec := &secrets.Manager{Client: r.Cluster.Clientset}
+	// Digests cover the content of the Secrets each release references, so a Secret
+	// regenerated or rotated upgrades its provider and rolls its consumers.
+	planned := p
+	p, err := withSecretVersions(ctx, sec, planned)
+	if err != nil {
+		return rep, err
+	}
 	steps, err := r.Engine.Decide(ctx, p)
 	if err != nil {
 		return rep, fmt.Errorf("workplace %s/%s: %w", p.Namespace, p.Workplace, err)
 	}
-	// Render every release before touching anything: a chart or patch that does not
-	// render stops the reconcile with nothing written.
+	// Render every release and check the whole change against the cluster (server-side
+	// dry runs, hosts, NodePorts) before touching anything: a chart or patch that does
+	// not render, or an object the cluster would refuse, stops the reconcile with
+	// nothing written.
 	if changes(steps) {
-		if _, err := render.Plan(ctx, p); err != nil {
+		if err := r.preflight(ctx, p, steps); err != nil {
 			return rep, fmt.Errorf("workplace %s/%s: nothing was applied: %w", p.Namespace, p.Workplace, err)
 		}
 	}
-	sec := &secrets.Manager{Client: r.Cluster.Clientset}
+	// Writes run under the workplace's Lease, whose context outlives ctx by the grace
+	// period: see Grace.
+	hard, stop := graceContext(ctx, r.Grace)
+	defer stop()
+	guard := r.Engine.Guard(hard, p.Namespace, p.Workplace, r.Holder)
+	defer func() { _ = guard.Release(context.WithoutCancel(ctx)) }()
+	if changes(steps) {
+		if _, err := guard.Acquire(ctx); err != nil {
+			return rep, err
+		}
+		rep.Locked = true
+		// Decide again under the lock: another reconcile may have finished meanwhile.
+		if steps, err = r.Engine.Decide(ctx, p); err != nil {
+			return rep, fmt.Errorf("workplace %s/%s: %w", p.Namespace, p.Workplace, err)
+		}
+		if r.Started != nil && changes(steps) {
+			r.Started(ctx, p, steps)
+		}
+	}
 	res, err := sec.Ensure(ctx, p, owner)
 	if err != nil {
 		return rep, fmt.Errorf("workplace %s/%s: secrets: %w", p.Namespace, p.Workplace, err)
 	}
 	rep.Secrets = res.Changed()
-	if changes(steps) {
-		lock, err := r.Engine.Lock(ctx, p.Namespace, p.Workplace, r.Holder)
-		if err != nil {
+	if len(rep.Secrets) > 0 {
+		// Generated values are known now: digests and pod annotations take them in.
+		if p, err = withSecretVersions(ctx, sec, planned); err != nil {
 			return rep, err
 		}
-		rep.Locked = true
-		defer func() { _ = lock.Unlock(context.WithoutCancel(ctx)) }()
-		// Decide again under the lock: another reconcile may have finished meanwhile.
 		if steps, err = r.Engine.Decide(ctx, p); err != nil {
 			return rep, fmt.Errorf("workplace %s/%s: %w", p.Namespace, p.Workplace, err)
 		}
 	}
 	rep.Steps = steps
-	rep.Result, err = r.Engine.Apply(ctx, p, steps)
+	rep.Result, err = r.Engine.Apply(ctx, p, steps, guard)
+	rep.Locked = guard.Held()
 	if err != nil {
 		return rep, fmt.Errorf("workplace %s/%s: %w", p.Namespace, p.Workplace, err)
 	}
@@ -110,6 +148,91 @@ func (r *Reconciler) Reconcile(ctx context.Context, p *plan.Plan) (*Report, erro
 		rep.DeletedVolumes = append(rep.DeletedVolumes, deleted...)
 	}
 	return rep, nil
+}
+
+// graceContext returns a context that is not cancelled with ctx but grace after it.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	hard, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-hard.Done():
+		}
+	})
+	return hard, func() { stop(); cancel() }
+}
+
+// WithSecretVersions returns p with the content versions of its Secrets, as they are
+// in the cluster, folded into the digests and pod templates of the releases
+// referencing them (only hashes; see secrets.WithVersions). It only reads. Whatever
+// compares a plan with the cluster (`platzwart plan`) must use it, as Reconcile does.
+func WithSecretVersions(ctx context.Context, c *kube.Cluster, p *plan.Plan) (*plan.Plan, error) {
+	return withSecretVersions(ctx, &secrets.Manager{Client: c.Clientset}, p)
+}
+
+func withSecretVersions(ctx context.Context, sec *secrets.Manager, p *plan.Plan) (*plan.Plan, error) {
+	v, err := sec.Versions(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("workplace %s/%s: secrets: %w", p.Namespace, p.Workplace, err)
+	}
+	out, err := secrets.WithVersions(p, v)
+	if err != nil {
+		return nil, fmt.Errorf("workplace %s/%s: secrets: %w", p.Namespace, p.Workplace, err)
+	}
+	return out, nil
+}
+
+// preflight renders the releases that change and checks them against the cluster
+// (reconciler/preflight); a refusal is a *preflight.Error listing every finding.
+func (r *Reconciler) preflight(ctx context.Context, p *plan.Plan, steps []release.Step) error {
+	change := map[string]bool{}
+	var own []string
+	for _, s := range steps {
+		own = append(own, s.Release)
+		if s.Action == release.ActionInstall || s.Action == release.ActionUpgrade {
+			change[s.Release] = true
+		}
+	}
+	return r.check(ctx, p, change, own)
+}
+
+// Check runs the preflight on every release of p, as if each were installed or
+// upgraded now, and writes nothing. `platzwart rotate` runs it before it changes a
+// Secret, so that a rotation is never left without its roll-out.
+func (r *Reconciler) Check(ctx context.Context, p *plan.Plan) error {
+	steps, err := r.Engine.Decide(ctx, p)
+	if err != nil {
+		return fmt.Errorf("workplace %s/%s: %w", p.Namespace, p.Workplace, err)
+	}
+	change := map[string]bool{}
+	var own []string
+	for _, s := range steps {
+		own = append(own, s.Release)
+		if s.Action != release.ActionUninstall {
+			change[s.Release] = true
+		}
+	}
+	if err := r.check(ctx, p, change, own); err != nil {
+		return fmt.Errorf("workplace %s/%s: %w", p.Namespace, p.Workplace, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) check(ctx context.Context, p *plan.Plan, change map[string]bool, own []string) error {
+	ms, err := render.Plan(ctx, p)
+	if err != nil {
+		return err
+	}
+	in := preflight.Input{Workplace: p.Workplace, Namespace: p.Namespace, Own: own}
+	for _, m := range ms {
+		if change[m.Release] {
+			in.Manifests = append(in.Manifests, m)
+		}
+	}
+	return (&preflight.Checker{Cluster: r.Cluster}).Check(ctx, in)
 }
 
 // changes reports whether any step may change the cluster (a revision never confirmed

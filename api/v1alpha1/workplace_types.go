@@ -62,6 +62,7 @@ const (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 24",message="metadata.name: at most 24 characters (release names are <workplace>-<component>)"
 type Workplace struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -75,6 +76,7 @@ type WorkplaceSpec struct {
 	// Domain is the DNS domain every public hostname of the workplace lives under.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$`
 	Domain string `json:"domain"`
 
 	// Profile names the profile that picks the default component of each capability,
@@ -114,9 +116,22 @@ type WorkplaceSpec struct {
 	// Suspend stops reconciliation of this workplace while true.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+	// StrictCredentials refuses the workplace when its values or its profiles' values
+	// carry what looks like a credential literal (a password, token or key in Git);
+	// otherwise `platzwart validate` only warns. Use Secret references instead.
+	// +optional
+	StrictCredentials bool `json:"strictCredentials,omitempty"`
+	// Retries bounds how many failed reconciles in a row of one generation and source
+	// revision the controller retries, with exponential backoff, before the Workplace
+	// is Stalled (default 5); a new revision or spec change starts again.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Retries *int32 `json:"retries,omitempty"`
 }
 
 // Routing says how public hostnames are routed and how TLS is provided.
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Gateway' || (has(self.gateway) && size(self.gateway.name) > 0)",message="gateway.name: required when mode is Gateway"
 type Routing struct {
 	// Mode is Ingress, Gateway or None.
 	// +optional
@@ -153,6 +168,8 @@ type GatewayRef struct {
 }
 
 // TLS says where the certificates of public hostnames come from.
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Issuer' || (has(self.issuer) && size(self.issuer.name) > 0)",message="issuer.name: required when mode is Issuer"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Secret' || (has(self.secretName) && size(self.secretName) > 0)",message="secretName: required when mode is Secret"
 type TLS struct {
 	// Mode is SelfSigned, Issuer, Secret or None.
 	// +optional
@@ -163,6 +180,21 @@ type TLS struct {
 	// SecretName is the wildcard certificate Secret (mode Secret).
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
+	// CASecret names the PEM certificate of the private CA that signs the
+	// certificates (modes Issuer and Secret), which every HTTPS client inside the
+	// workplace must trust. Empty means a public CA (the images' system stores).
+	// Mode SelfSigned always uses ca.crt of the generated Secret <workplace>-tls.
+	// +optional
+	CASecret *SecretKeyRef `json:"caSecret,omitempty"`
+}
+
+// SecretKeyRef names one key of a Secret in the workplace's namespace.
+type SecretKeyRef struct {
+	// Name of the Secret.
+	Name string `json:"name"`
+	// Key in the Secret (default ca.crt).
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // IssuerRef names a cert-manager Issuer or ClusterIssuer.
@@ -179,6 +211,7 @@ type IssuerRef struct {
 type Images struct {
 	// Registry replaces the registry of every image, for a mirror
 	// (for example registry.example.org/mirror).
+	// +kubebuilder:validation:Pattern=`^[^:/]+(:[0-9]+)?(/[^/]+)*$`
 	// +optional
 	Registry string `json:"registry,omitempty"`
 }
@@ -189,9 +222,14 @@ type WorkplaceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions hold Ready, Reconciling and Stalled (kstatus-compatible).
+	// Conditions hold Ready, Reconciling and Stalled (kstatus-compatible), and
+	// SourceReady for Workplaces from Git.
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Failures counts failed reconciles in a row of the observed generation and the
+	// last attempted revision (see spec.retries).
+	// +optional
+	Failures int32 `json:"failures,omitempty"`
 
 	// LastAppliedRevision is the source revision last applied successfully.
 	// +optional

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -44,7 +45,10 @@ func progressPrinter(w io.Writer) func(release.Event) {
 }
 
 func newApplyCommand(g *globalFlags) *cobra.Command {
-	var parallelism int
+	var (
+		parallelism        int
+		grace, lockTimeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "apply [dir]",
 		Short: "Make the cluster match the workplaces in dir: install, upgrade, prune, wait until ready",
@@ -61,12 +65,13 @@ everything else is ready. The exit status is non-zero when any release failed.`,
 			}
 			out := cmd.OutOrStdout()
 			rec := reconciler.New(c, release.Options{Parallelism: parallelism, Progress: progressPrinter(cmd.ErrOrStderr())}, release.Holder("platzwart-cli"))
+			rec.Grace = grace
 			failed := 0
 			for _, r := range results {
 				p := r.plan
 				fmt.Fprintf(cmd.ErrOrStderr(), "applying workplace %s/%s (%d releases)\n", p.Namespace, p.Workplace, len(p.Releases))
 				start := time.Now()
-				rep, err := rec.Reconcile(cmd.Context(), p)
+				rep, err := reconcileWaitingForLock(cmd.Context(), cmd.ErrOrStderr(), rec, p, lockTimeout)
 				if err != nil {
 					return err
 				}
@@ -82,7 +87,29 @@ everything else is ready. The exit status is non-zero when any release failed.`,
 		},
 	}
 	cmd.Flags().IntVar(&parallelism, "parallelism", 4, "releases acted on at once")
+	cmd.Flags().DurationVar(&grace, "grace", 2*time.Minute, "after Ctrl-C or SIGTERM, how long Helm actions in progress may finish (a second Ctrl-C aborts at once)")
+	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 2*time.Minute, "how long to wait for another process's workplace lease (0: do not wait)")
 	return cmd
+}
+
+// reconcileWaitingForLock reconciles p, waiting while another process holds the
+// workplace's lease (a lease not renewed for its duration is taken over; one held by
+// an ended process of this host at once).
+func reconcileWaitingForLock(ctx context.Context, stderr io.Writer, rec *reconciler.Reconciler, p *plan.Plan, timeout time.Duration) (*reconciler.Report, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		rep, err := rec.Reconcile(ctx, p)
+		var locked *release.LockedError
+		if !errors.As(err, &locked) || time.Now().After(deadline) {
+			return rep, err
+		}
+		fmt.Fprintf(stderr, "waiting: %v\n", err)
+		select {
+		case <-ctx.Done():
+			return rep, err
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // printSummary prints what apply did, per release.
@@ -309,7 +336,8 @@ func newUninstallCommand(g *globalFlags) *cobra.Command {
 					return fmt.Errorf("not confirmed; nothing was uninstalled")
 				}
 			}
-			lock, err := eng.Lock(cmd.Context(), ns, args[0], release.Holder("platzwart-cli"))
+			// The lock outlives Ctrl-C: the uninstall in progress finishes, no other starts.
+			lock, err := eng.Lock(cmd.Context(), context.WithoutCancel(cmd.Context()), ns, args[0], release.Holder("platzwart-cli"))
 			if err != nil {
 				return err
 			}

@@ -31,6 +31,8 @@ type controllerFlags struct {
 	metricsAddr, probeAddr                string
 	leaderElect, installCRDs              bool
 	logFormat                             string
+	shutdownGrace, retryInterval          time.Duration
+	webhookTLSCert, webhookTLSKey         string
 }
 
 func newControllerCommand(g *globalFlags) *cobra.Command {
@@ -83,6 +85,10 @@ in the cluster (charts/platzwart, platzwart install) or outside against --kubeco
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader among replicas (needs -n for the lease namespace)")
 	fl.BoolVar(&f.installCRDs, "install-crds", false, "apply the Workplace CRD at start (outside the cluster; the chart installs it otherwise)")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
+	fl.DurationVar(&f.shutdownGrace, "shutdown-grace", 5*time.Minute, "after SIGTERM, how long Helm actions in progress may finish (keep it below the pod's terminationGracePeriodSeconds)")
+	fl.DurationVar(&f.retryInterval, "retry-interval", 30*time.Second, "first retry delay of a failing Workplace, doubled per failure in a row (up to 15m, spec.retries times)")
+	fl.StringVar(&f.webhookTLSCert, "webhook-tls-cert", "", "PEM certificate file: serve the webhook receiver over HTTPS (with --webhook-tls-key)")
+	fl.StringVar(&f.webhookTLSKey, "webhook-tls-key", "", "PEM private key file of --webhook-tls-cert")
 	return cmd
 }
 
@@ -105,7 +111,14 @@ func controllerOptions(ctx context.Context, g *globalFlags, f *controllerFlags) 
 		MetricsAddr:        f.metricsAddr,
 		ProbeAddr:          f.probeAddr,
 		LeaderElection:     f.leaderElect,
+		ShutdownGrace:      f.shutdownGrace,
+		RetryInterval:      f.retryInterval,
+		WebhookTLSCert:     f.webhookTLSCert,
+		WebhookTLSKey:      f.webhookTLSKey,
 		Logger:             logr.FromSlogHandler(handler),
+	}
+	if (f.webhookTLSCert == "") != (f.webhookTLSKey == "") {
+		return opts, fmt.Errorf("--webhook-tls-cert and --webhook-tls-key go together")
 	}
 	sel, err := labels.Parse(f.selector)
 	if err != nil {

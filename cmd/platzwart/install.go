@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -58,7 +59,9 @@ func newInstallCommand(g *globalFlags) *cobra.Command {
 		Use:   "install --repo URL",
 		Short: "Install or upgrade the platzwart controller in the cluster (the built-in charts/platzwart chart)",
 		Long: `install puts the GitOps controller into the cluster: it applies the Workplace CRD,
-creates the namespace (-n, default platzwart-system) if missing, stores the webhook
+creates the namespace (-n, default platzwart-system) and the workplace namespaces
+of rbac.namespaces if missing (the controller is namespace-scoped by default: it
+writes only there; rbac.clusterWide=true opts into every namespace), stores the webhook
 secret from --webhook-secret-file in a Secret, installs or upgrades the Helm release
 --name of the chart embedded in this binary (charts/platzwart) with the Helm SDK, and
 waits until the controller's Deployment is ready (kstatus).
@@ -146,6 +149,17 @@ func runInstall(ctx context.Context, g *globalFlags, f *installFlags, out, errOu
 	}
 	if created {
 		fmt.Fprintf(errOut, "created namespace %s\n", ns)
+	}
+	// Namespace-scoped install: the controller may not create namespaces, so the
+	// allowed workplace namespaces are created here (their RoleBindings need them).
+	for _, wns := range workplaceNamespaces(vals) {
+		created, err := kube.EnsureNamespace(ctx, c.Clientset, wns, installFieldOwner)
+		if err != nil {
+			return fmt.Errorf("workplace namespace (rbac.namespaces): %w", err)
+		}
+		if created {
+			fmt.Fprintf(errOut, "created workplace namespace %s\n", wns)
+		}
 	}
 	if webhookSecret != nil {
 		rv, err := applyWebhookSecret(ctx, c, ns, f.name, webhookSecret)
@@ -326,6 +340,15 @@ func printInstalled(ctx context.Context, w io.Writer, c *kube.Cluster, rel *helm
 	fmt.Fprintf(w, "\nNext:\n")
 	fmt.Fprintf(w, "  Workplaces of %s (%s, path %s) appear in their own namespaces:\n", repo, ref, str("git.path"))
 	fmt.Fprintf(w, "    kubectl get workplaces -A -w\n")
+	switch nss := workplaceNamespaces(vals); {
+	case str("rbac.clusterWide") == "true":
+		fmt.Fprintf(w, "  Workplace namespaces: any (rbac.clusterWide: the controller writes in every namespace).\n")
+	case len(nss) > 0:
+		fmt.Fprintf(w, "  Workplace namespaces: %s (namespace-scoped; a Workplace elsewhere fails with forbidden).\n", strings.Join(nss, ", "))
+	default:
+		fmt.Fprintf(w, "  Workplace namespaces: none yet (namespace-scoped, nothing allowed). Run install again with\n")
+		fmt.Fprintf(w, "    --set rbac.namespaces={ns1,ns2}, or --set rbac.clusterWide=true to allow every namespace.\n")
+	}
 	fmt.Fprintf(w, "  Controller logs:\n    kubectl -n %s logs deploy/%s -f\n", ns, rel.Name)
 	if str("webhook.secret.name") != "" {
 		fmt.Fprintf(w, "  Push webhook: point your Git server at https://<your host>/hook and route that path to\n")
@@ -336,4 +359,24 @@ func printInstalled(ctx context.Context, w io.Writer, c *kube.Cluster, rel *helm
 		fmt.Fprintf(w, "    to receive pushes at /hook on Service %s/%s port %s.\n", ns, rel.Name, str("webhook.port"))
 	}
 	fmt.Fprintf(w, "  Metrics: Service %s/%s port %s, path /metrics.\n", ns, rel.Name, str("metrics.port"))
+}
+
+// workplaceNamespaces returns the chart value rbac.namespaces: the namespaces a
+// namespace-scoped controller may write to.
+func workplaceNamespaces(vals map[string]any) []string {
+	var rbac map[string]any
+	switch m := vals["rbac"].(type) {
+	case map[string]any:
+		rbac = m
+	case chartutil.Values:
+		rbac = m
+	}
+	list, _ := rbac["namespaces"].([]any)
+	var out []string
+	for _, v := range list {
+		if s, ok := v.(string); ok && s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -215,7 +215,7 @@ func TestInstall(t *testing.T) {
 	ns := c.NewNamespace(t)
 	workplaceNS := c.NewNamespace(t)
 	uninstallAtCleanup(t, c, ns, "t1")
-	args := []string{"--kubeconfig", c.KubeconfigPath(), "-n", ns, "--repo", testRepo, "--name", "t1"}
+	args := []string{"--kubeconfig", c.KubeconfigPath(), "-n", ns, "--repo", testRepo, "--name", "t1", "--set", "rbac.clusterWide=true"}
 
 	out := mustInstall(t, args...)
 	for _, want := range []string{
@@ -272,8 +272,8 @@ func TestInstall(t *testing.T) {
 		t.Errorf("controller must run as non-root with a read-only root filesystem: pod %+v, container %+v", pod.SecurityContext, sc)
 	}
 
-	// The cluster-wide default: what a reconcile does in any workplace namespace,
-	// and nothing beyond.
+	// The cluster-wide opt-in (rbac.clusterWide): what a reconcile does in any
+	// workplace namespace, and nothing beyond.
 	checkAccess(t, cs, ns, "t1", []access{
 		{verb: "list", group: "platzwart.io", resource: "workplaces"},
 		{verb: "watch", group: "platzwart.io", resource: "workplaces"},
@@ -323,6 +323,41 @@ func TestInstall(t *testing.T) {
 	if d2.Generation != d.Generation {
 		t.Errorf("Deployment generation %d → %d: the second install changed the controller", d.Generation, d2.Generation)
 	}
+}
+
+// TestInstallDefaultIsNamespaceScoped installs with the defaults: the controller
+// reads Workplaces and what the preflight compares (Services, Ingresses, namespaces)
+// cluster-wide, but writes nothing anywhere and creates no namespace until
+// rbac.namespaces lists some (or rbac.clusterWide opts in).
+func TestInstallDefaultIsNamespaceScoped(t *testing.T) {
+	t.Parallel()
+	c := cluster.FromTest(t)
+	cs := clientset(t, c)
+	ns := c.NewNamespace(t)
+	workplaceNS := c.NewNamespace(t)
+	uninstallAtCleanup(t, c, ns, "t5")
+	out := mustInstall(t, "--kubeconfig", c.KubeconfigPath(), "-n", ns, "--repo", testRepo, "--name", "t5")
+	if !strings.Contains(out, "Workplace namespaces: none yet") {
+		t.Errorf("install output does not say that no workplace namespace is allowed:\n%s", out)
+	}
+	checkAccess(t, cs, ns, "t5", []access{
+		{verb: "list", group: "platzwart.io", resource: "workplaces"},
+		{verb: "watch", group: "platzwart.io", resource: "workplaces"},
+		{verb: "get", resource: "namespaces", name: workplaceNS},
+		{verb: "list", resource: "services"},
+		{verb: "list", group: "networking.k8s.io", resource: "ingresses"},
+		{verb: "list", group: "gateway.networking.k8s.io", resource: "httproutes"},
+	}, []access{
+		{verb: "create", resource: "namespaces"},
+		{verb: "create", resource: "secrets", namespace: workplaceNS},
+		{verb: "get", resource: "secrets", namespace: workplaceNS},
+		{verb: "list", resource: "secrets"},
+		{verb: "patch", group: "platzwart.io", resource: "workplaces", namespace: workplaceNS},
+		{verb: "update", group: "platzwart.io", resource: "workplaces", subresource: "status", namespace: workplaceNS},
+		{verb: "create", group: "apps", resource: "deployments", namespace: workplaceNS},
+		{verb: "create", resource: "services", namespace: workplaceNS},
+		{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: workplaceNS},
+	})
 }
 
 // TestInstallNamespacedRBACAndWebhook installs with rbac.namespaces, a Git secret and
@@ -388,6 +423,7 @@ func TestInstallNamespacedRBACAndWebhook(t *testing.T) {
 		{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: workplaceNS},
 		{verb: "get", resource: "secrets", namespace: ns, name: "git-creds"},
 	}, []access{
+		{verb: "create", resource: "namespaces"},
 		{verb: "create", resource: "secrets", namespace: otherNS},
 		{verb: "get", resource: "secrets", namespace: otherNS},
 		{verb: "get", resource: "secrets", namespace: "kube-system"},
@@ -668,8 +704,9 @@ func impersonatingKubeconfig(t *testing.T, admin, ns, sa string) string {
 
 // TestInstalledRBACSufficesForAReconcile runs `platzwart controller` in process with
 // the installed Deployment's own arguments, as the installed ServiceAccount
-// (impersonation), against a Git repository holding the example workplace in a
-// namespace that does not exist yet: the Git source creates the namespace and the
+// (impersonation), installed namespace-scoped (rbac.namespaces lists the workplace's
+// namespace, which install creates; a Secret or namespace outside it is forbidden),
+// against a Git repository holding the example workplace: the Git source applies the
 // Workplace; the reconcile generates Secrets, installs seven releases with hooks,
 // takes the workplace lock, writes events and the status. Then a pushed change (Jitsi →
 // BigBlueButton, files off, dataPolicy Delete) uninstalls two releases and deletes
@@ -715,7 +752,27 @@ func TestInstalledRBACSufficesForAReconcile(t *testing.T) {
 	}
 	repo := srv.HTTPAddress() + "/workplaces.git"
 
-	mustInstall(t, "--kubeconfig", c.KubeconfigPath(), "-n", ns, "--repo", repo, "--name", "t4", "--set", "git.interval=1s")
+	// Namespace-scoped (the default): install creates the one allowed workplace namespace.
+	mustInstall(t, "--kubeconfig", c.KubeconfigPath(), "-n", ns, "--repo", repo, "--name", "t4", "--set", "git.interval=1s",
+		"--set", "rbac.namespaces={"+workplaceNS+"}")
+	// Outside the list the controller's ServiceAccount writes nothing: a Secret in
+	// another namespace is forbidden for the very identity that reconciles.
+	otherNS := c.NewNamespace(t)
+	impersonated, err := clientcmd.BuildConfigFromFlags("", impersonatingKubeconfig(t, c.KubeconfigPath(), ns, "t4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asController, err := kubernetes.NewForConfig(impersonated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "outside-the-list"}, StringData: map[string]string{"k": "v"}}
+	if _, err := asController.CoreV1().Secrets(otherNS).Create(t.Context(), probe, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("creating a Secret in %s, outside rbac.namespaces, as the controller: %v; want forbidden", otherNS, err)
+	}
+	if _, err := asController.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns + "-new"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("creating a namespace as the namespace-scoped controller: %v; want forbidden", err)
+	}
 	d := controllerDeployment(t, cs, ns, "t4")
 	args := []string{"--kubeconfig", impersonatingKubeconfig(t, c.KubeconfigPath(), ns, "t4")}
 	for _, a := range d.Spec.Template.Spec.Containers[0].Args {

@@ -20,8 +20,22 @@ func main() {
 	// The controller-runtime client logs through a process-wide logger; the CLI reports
 	// what it does itself.
 	ctrllog.SetLogger(logr.Discard())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The first SIGINT or SIGTERM stops the work gracefully: nothing new starts, Helm
+	// actions in progress finish (apply --grace, controller --shutdown-grace). After it
+	// the default handling is back, so a second Ctrl-C ends the process at once.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-sigs:
+			signal.Stop(sigs)
+			fmt.Fprintf(os.Stderr, "%s: stopping; work in progress finishes, send it again to abort at once\n", s)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if err := newRootCommand(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", formatError(err))
 		os.Exit(1)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/platzwart/platzwart/reconciler/guard"
 	"github.com/platzwart/platzwart/reconciler/load"
 	"github.com/platzwart/platzwart/reconciler/plan"
 	"github.com/platzwart/platzwart/reconciler/render"
@@ -21,31 +22,45 @@ type rendered struct {
 	manifests []*render.Manifest
 }
 
-// renderRepo plans and renders every workplace of repo; on any error nothing is returned.
+// renderRepo plans, renders and checks every workplace of repo with the default
+// guardrail options; on any error nothing is returned.
 func renderRepo(ctx context.Context, repo *load.Repository) ([]rendered, error) {
-	var out []rendered
-	var errs []error
-	for _, w := range repo.Workplaces {
-		p, err := plan.Build(w, repo.Catalog)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ms, err := render.Plan(ctx, p)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %s: %w", w.File, w.Label(), err))
-			continue
-		}
-		out = append(out, rendered{plan: p, manifests: ms})
+	return renderRepoWith(ctx, repo, render.Options{})
+}
+
+// renderRepoWith is renderRepo with guardrail options.
+func renderRepoWith(ctx context.Context, repo *load.Repository, opts render.Options) ([]rendered, error) {
+	ws, err := render.Repository(ctx, repo, opts)
+	if err != nil {
+		return nil, err
 	}
-	if len(errs) > 0 {
-		return nil, joinErrors(errs)
+	out := make([]rendered, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, rendered{plan: w.Plan, manifests: w.Manifests})
 	}
 	return out, nil
 }
 
+// guardFlags are the tenancy options of validate and render.
+type guardFlags struct {
+	denyNamespaces     []string
+	allowClusterScoped bool
+}
+
+func (f *guardFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&f.denyNamespaces, "deny-namespace", nil,
+		"a namespace (or pattern like kube-*) no Workplace may use; repeat it; replaces the default list kube-*, default")
+	cmd.Flags().BoolVar(&f.allowClusterScoped, "allow-cluster-scoped", false,
+		"allow the cluster-scoped kinds components declare (component.yaml spec.clusterScoped)")
+}
+
+func (f *guardFlags) options() render.Options {
+	return render.Options{Guard: guard.Options{DenyNamespaces: f.denyNamespaces, AllowClusterScoped: f.allowClusterScoped}}
+}
+
 func newRenderCommand(g *globalFlags) *cobra.Command {
 	var outputDir string
+	var gf guardFlags
 	cmd := &cobra.Command{
 		Use:   "render [dir]",
 		Short: "Render every release of the workplaces in dir to Kubernetes manifests, without a cluster",
@@ -58,7 +73,7 @@ file per release to --output-dir. Nothing is written unless everything renders.`
 			if err != nil {
 				return err
 			}
-			results, err := renderRepo(cmd.Context(), repo)
+			results, err := renderRepoWith(cmd.Context(), repo, gf.options())
 			if err != nil {
 				return err
 			}
@@ -77,6 +92,7 @@ file per release to --output-dir. Nothing is written unless everything renders.`
 		},
 	}
 	cmd.Flags().StringVar(&outputDir, "output-dir", "", "write <workplace>/<NN>-<release>.yaml files here instead of stdout")
+	gf.register(cmd)
 	return cmd
 }
 
@@ -112,25 +128,53 @@ func writeDir(dir string, results []rendered, progress io.Writer) error {
 }
 
 func newValidateCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var gf guardFlags
+	var strict bool
+	cmd := &cobra.Command{
 		Use:   "validate [dir]",
 		Short: "Check the workplaces in dir: documents, selection, wiring, values and charts render",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `validate does every check that needs no cluster: documents and fields, selection and
+wiring, charts render, every object stays in its workplace's namespace, hosts are unique,
+releases fit Helm's storage. It warns about values that look like credential literals
+(--strict refuses them).`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := dirArg(args)
 			repo, err := loadRepo(dir, g)
 			if err != nil {
 				return err
 			}
-			results, err := renderRepo(cmd.Context(), repo)
-			if err != nil {
+			var credErrs []error
+			for _, w := range repo.Workplaces {
+				if w.Spec.StrictCredentials {
+					continue // the plan refuses them, naming each
+				}
+				for _, cw := range guard.WorkplaceCredentials(w, repo.Catalog) {
+					if strict {
+						credErrs = append(credErrs, cw)
+						continue
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", cw)
+				}
+			}
+			results, err := renderRepoWith(cmd.Context(), repo, gf.options())
+			if err := joinErrors(append(credErrs, err)); err != nil {
 				return err
 			}
 			for _, r := range results {
-				fmt.Fprintf(cmd.OutOrStdout(), "workplace %s/%s is valid: %d releases, %d generated secrets\n",
-					r.plan.Namespace, r.plan.Workplace, len(r.plan.Releases), len(r.plan.Secrets))
+				largest := &render.Manifest{}
+				for _, m := range r.manifests {
+					if m.StoredSize > largest.StoredSize {
+						largest = m
+					}
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "workplace %s/%s is valid: %d releases, %d generated secrets; largest release in Helm's storage: %s, %d of %d KiB\n",
+					r.plan.Namespace, r.plan.Workplace, len(r.plan.Releases), len(r.plan.Secrets), largest.Release, largest.StoredSize>>10, render.ReleaseSizeLimit>>10)
 			}
 			return nil
 		},
 	}
+	gf.register(cmd)
+	cmd.Flags().BoolVar(&strict, "strict", false, "refuse values that look like credential literals instead of warning")
+	return cmd
 }

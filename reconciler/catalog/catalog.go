@@ -259,6 +259,26 @@ func (c *Catalog) validateComponent(comp *Component) []error {
 				errs = append(errs, bad("spec.oidcClient", "path %d %q must start with /", i, p))
 			}
 		}
+		if p := o.BackchannelLogoutPath; p != "" && !strings.HasPrefix(p, "/") {
+			errs = append(errs, bad("spec.oidcClient.backchannelLogoutPath", "%q must start with /", p))
+		}
+		if p := o.FrontchannelLogoutPath; p != "" && !strings.HasPrefix(p, "/") {
+			errs = append(errs, bad("spec.oidcClient.frontchannelLogoutPath", "%q must start with /", p))
+		}
+	}
+	for i, tc := range s.Trust {
+		field := fmt.Sprintf("spec.trust[%d]", i)
+		if tc.Container == "" {
+			errs = append(errs, bad(field+".container", "required"))
+		}
+		if tc.Env == "" {
+			errs = append(errs, bad(field+".env", "required"))
+		}
+		switch tc.Runtime {
+		case "python", "php", "java", "node", "deno", "ruby", "go", "rust", "nginx", "openssl":
+		default:
+			errs = append(errs, bad(field+".runtime", "unknown runtime %q (known: python, php, java, node, deno, ruby, go, rust, nginx, openssl)", tc.Runtime))
+		}
 	}
 	if len(s.Databases) > 0 {
 		if _, ok := seen[contract.Postgres]; !ok {
@@ -283,8 +303,17 @@ func (c *Catalog) validateComponent(comp *Component) []error {
 			if !secretKey.MatchString(k) {
 				errs = append(errs, bad(field+".keys."+k, "not a valid Secret key"))
 			}
-			if g.Format != "" && g.Format != "alphanumeric" && g.Format != "hex" {
-				errs = append(errs, bad(field+".keys."+k+".format", "unknown format %q (known: alphanumeric, hex)", g.Format))
+			switch g.Format {
+			case "", "alphanumeric", "hex", "rsa":
+			case "ecdsa-p256":
+				if g.Length != 0 {
+					errs = append(errs, bad(field+".keys."+k+".length", "ecdsa-p256 keys have a fixed size; leave length out"))
+				}
+			default:
+				errs = append(errs, bad(field+".keys."+k+".format", "unknown format %q (known: alphanumeric, hex, rsa, ecdsa-p256)", g.Format))
+			}
+			if g.Format == "rsa" && g.Length != 0 && g.Length < 2048 {
+				errs = append(errs, bad(field+".keys."+k+".length", "rsa keys need at least 2048 bits"))
 			}
 			if g.Length < 0 || g.Length > 4096 {
 				errs = append(errs, bad(field+".keys."+k+".length", "must be between 1 and 4096"))

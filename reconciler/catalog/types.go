@@ -57,10 +57,43 @@ type ComponentSpec struct {
 	Images []string `json:"images,omitempty"`
 	// Timeout is how long the release may take to become ready.
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// ClusterScoped lists the cluster-scoped kinds the chart renders (CRDs, cluster
+	// roles, ...). Any other cluster-scoped object is refused, and these only when the
+	// install allows cluster-scoped objects (render's guard options).
+	ClusterScoped []GroupKind `json:"clusterScoped,omitempty"`
 	// Exports is the template of what a provider exports to its consumers.
 	Exports string `json:"exports,omitempty"`
 	// Values is the template mapping the contract onto the chart's values.
 	Values string `json:"values,omitempty"`
+	// Trust lists the containers of the chart that call other components' public
+	// URLs over HTTPS and how each is given the workplace's CA (routing.tls.caSecret).
+	Trust []TrustClient `json:"trust,omitempty"`
+}
+
+// TrustClient is a container that must trust the workplace's CA: when
+// routing.tls.caSecret names a Secret, the container mounts that key and Env holds
+// the path of the CA file, or of a bundle an init container built from it.
+type TrustClient struct {
+	// Container is the container's name in the chart's workloads (hooks included).
+	Container string `json:"container"`
+	// Env is the environment variable holding the path: the runtime's own (e.g.
+	// SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, DENO_CERT) or the chart's, when the
+	// runtime takes the CA another way (Runtime says which, docs/catalog.md).
+	Env string `json:"env"`
+	// Flag, when set, is the option inside Env's value that carries the path
+	// (Env then holds an options string, e.g. coolwsd's extra_params with
+	// "--o:storage.ssl.ca_file_path=").
+	Flag string `json:"flag,omitempty"`
+	// Runtime is the client's runtime: python, php, java, node, deno, ruby, go,
+	// rust, nginx or openssl (C/C++ on OpenSSL): the rows of docs/catalog.md's trust
+	// table.
+	Runtime string `json:"runtime"`
+}
+
+// GroupKind names a kind: its API group ("" for the core group) and kind.
+type GroupKind struct {
+	Group string `json:"group"`
+	Kind  string `json:"kind"`
 }
 
 // Host is a public hostname: <subdomain>.<domain>.
@@ -79,6 +112,12 @@ type OIDCClient struct {
 	RedirectPaths []string `json:"redirectPaths"`
 	// PostLogoutRedirectPaths are appended to the root URL likewise.
 	PostLogoutRedirectPaths []string `json:"postLogoutRedirectPaths,omitempty"`
+	// BackchannelLogoutPath, appended to the root URL, is where the identity
+	// provider POSTs OIDC back-channel logout tokens; empty = none.
+	BackchannelLogoutPath string `json:"backchannelLogoutPath,omitempty"`
+	// FrontchannelLogoutPath, appended to the root URL, is the page the identity
+	// provider loads in an iframe at logout (OIDC front-channel logout); empty = none.
+	FrontchannelLogoutPath string `json:"frontchannelLogoutPath,omitempty"`
 	// PublicClient is true for a client without a secret.
 	PublicClient bool `json:"publicClient,omitempty"`
 }
@@ -101,9 +140,11 @@ type Secret struct {
 
 // Generator says how a secret value is generated.
 type Generator struct {
-	// Length of the value in characters (default 32).
+	// Length of the value in characters (default 32); for format rsa the key size in
+	// bits (default 2048).
 	Length int `json:"length,omitempty"`
-	// Format is alphanumeric (default) or hex.
+	// Format is alphanumeric (default), hex, or a private key as PKCS#8 PEM: rsa or
+	// ecdsa-p256.
 	Format string `json:"format,omitempty"`
 }
 

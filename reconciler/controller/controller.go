@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -69,6 +70,15 @@ type Options struct {
 	ProbeAddr string
 	// LeaderElection makes only one replica act at a time.
 	LeaderElection bool
+	// ShutdownGrace is how long Helm actions in progress may finish after SIGTERM
+	// (default 5m); the pod's terminationGracePeriodSeconds must exceed it.
+	ShutdownGrace time.Duration
+	// RetryInterval is the first retry delay of a failing Workplace (default 30s),
+	// doubled per failure in a row.
+	RetryInterval time.Duration
+	// WebhookTLSCert and WebhookTLSKey are PEM files; when set the webhook receiver
+	// serves HTTPS.
+	WebhookTLSCert, WebhookTLSKey string
 	// Logger receives structured logs.
 	Logger logr.Logger
 	// Registry receives the metrics; nil uses controller-runtime's registry.
@@ -107,6 +117,9 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Selector == nil {
 		opts.Selector = labels.Everything()
 	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 5 * time.Minute
+	}
 	log := opts.Logger
 	kc, err := kube.Connect(opts.Cluster)
 	if err != nil {
@@ -141,7 +154,9 @@ func Run(ctx context.Context, opts Options) error {
 		LeaderElectionID:              opts.Name + "-controller",
 		LeaderElectionNamespace:       opts.Namespace,
 		LeaderElectionReleaseOnCancel: true,
-		GracefulShutdownTimeout:       ptrDuration(5 * time.Minute),
+		// Reconciles in progress get the grace period to let their Helm actions
+		// finish, plus time to write their status.
+		GracefulShutdownTimeout: ptrDuration(opts.ShutdownGrace + 15*time.Second),
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
@@ -155,17 +170,24 @@ func Run(ctx context.Context, opts Options) error {
 
 	state := &sourceState{}
 	trigger := webhook.NewSignal()
+	wake := make(chan event.GenericEvent)
+	rec := reconciler.New(kc, release.Options{Parallelism: opts.ReleaseParallelism}, release.Holder("platzwart-controller"))
+	rec.Grace = opts.ShutdownGrace
 	wr := &WorkplaceReconciler{
-		Client:   mgr.GetClient(),
-		Kube:     kc,
-		Rec:      reconciler.New(kc, release.Options{Parallelism: opts.ReleaseParallelism}, release.Holder("platzwart-controller")),
-		Recorder: mgr.GetEventRecorder("platzwart"),
-		Metrics:  m,
-		Source:   state,
-		Name:     opts.Name,
-		Requeue:  opts.Requeue,
-		Log:      log.WithName("workplace"),
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Kube:          kc,
+		Rec:           rec,
+		Recorder:      mgr.GetEventRecorder("platzwart"),
+		Metrics:       m,
+		Source:        state,
+		Wake:          wake,
+		Name:          opts.Name,
+		Requeue:       opts.Requeue,
+		RetryInterval: opts.RetryInterval,
+		Log:           log.WithName("workplace"),
 	}
+	rec.Started = wr.setReconciling
 	if err := wr.SetupWithManager(mgr, opts.Concurrency); err != nil {
 		return err
 	}
@@ -173,11 +195,13 @@ func Run(ctx context.Context, opts Options) error {
 		loop := &sourceLoop{
 			opts:    opts,
 			client:  mgr.GetClient(),
+			reader:  mgr.GetAPIReader(),
 			kube:    kc,
 			state:   state,
 			trigger: trigger.C(),
 			log:     log.WithName("source"),
 		}
+		loop.wake = func(ctx context.Context) { wakeAll(ctx, mgr.GetClient(), opts.Name, wake, loop.log) }
 		if err := mgr.Add(loop); err != nil {
 			return err
 		}
@@ -192,7 +216,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if err := mgr.Add(&webhookServer{addr: opts.WebhookAddr, handler: recv}); err != nil {
+		if err := mgr.Add(&webhookServer{addr: opts.WebhookAddr, handler: recv, certFile: opts.WebhookTLSCert, keyFile: opts.WebhookTLSKey}); err != nil {
 			return err
 		}
 	}
@@ -214,10 +238,29 @@ func webhookRefs(r source.Ref) []string {
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }
 
+// wakeAll asks the Workplace reconciler to reconcile every Workplace of the source.
+func wakeAll(ctx context.Context, c client.Client, name string, wake chan<- event.GenericEvent, log logr.Logger) {
+	var list v1alpha1.WorkplaceList
+	if err := c.List(ctx, &list, client.MatchingLabels{LabelSource: name}); err != nil {
+		log.Error(err, "listing Workplaces to reconcile")
+		return
+	}
+	for i := range list.Items {
+		select {
+		case wake <- event.GenericEvent{Object: &list.Items[i]}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // webhookServer serves the push receiver at /hook on every replica.
 type webhookServer struct {
-	addr    string
-	handler http.Handler
+	addr              string
+	handler           http.Handler
+	certFile, keyFile string
+	// readTimeout bounds reading a request, headers and body (default 30s).
+	readTimeout time.Duration
 }
 
 // NeedLeaderElection is false: every replica answers webhooks. Only the leader's own
@@ -225,13 +268,32 @@ type webhookServer struct {
 // the leader's next poll.
 func (w *webhookServer) NeedLeaderElection() bool { return false }
 
-// Start serves until ctx is done.
+// Start serves until ctx is done. Timeouts bound what a slow or idle client can hold:
+// push payloads are small (the receiver reads at most 1 MiB).
 func (w *webhookServer) Start(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.Handle("/hook", w.handler)
-	srv := &http.Server{Addr: w.addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	read := w.readTimeout
+	if read <= 0 {
+		read = 30 * time.Second
+	}
+	srv := &http.Server{
+		Addr:              w.addr,
+		Handler:           mux,
+		ReadHeaderTimeout: min(read, 10*time.Second),
+		ReadTimeout:       read,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() {
+		if w.certFile != "" {
+			errc <- srv.ListenAndServeTLS(w.certFile, w.keyFile)
+			return
+		}
+		errc <- srv.ListenAndServe()
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("webhook server on %s: %w", w.addr, err)

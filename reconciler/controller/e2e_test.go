@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,6 +41,15 @@ func TestMain(m *testing.M) {
 
 // nextPort hands out JVB NodePorts, one per test workplace (NodePorts are cluster-wide).
 var nextPort atomic.Int32
+
+// jvbPorts keeps each namespace's port, so that every commit of a test's workplace
+// carries the same one.
+var jvbPorts sync.Map
+
+func jvbPort(ns string) int32 {
+	p, _ := jvbPorts.LoadOrStore(ns, 31000+nextPort.Add(1))
+	return p.(int32)
+}
 
 // gitRepo is a repository on a Git server on loopback, changed with the git CLI.
 type gitRepo struct {
@@ -105,7 +115,7 @@ func workplaceDoc(t testing.TB, ns string, replace map[string]string) string {
 		t.Fatal(err)
 	}
 	s := strings.Replace(string(data), "namespace: demo", "namespace: "+ns, 1)
-	s = strings.Replace(s, "  values:\n", fmt.Sprintf("  values:\n    jitsi: {jvb: {port: %d}}\n", 31000+nextPort.Add(1)), 1)
+	s = strings.Replace(s, "  values:\n", fmt.Sprintf("  values:\n    jitsi: {jvb: {port: %d}}\n", jvbPort(ns)), 1)
 	for from, to := range replace {
 		if !strings.Contains(s, from) {
 			t.Fatalf("example has no %q", from)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/platzwart/platzwart"
@@ -43,39 +43,74 @@ const (
 	fieldOwner = "platzwart-controller"
 )
 
+// loadedRevisions bounds how many loaded revisions the source state keeps, so that
+// Workplaces still annotated with an older revision are planned with exactly the
+// catalog of that revision while the source loop moves them on.
+const loadedRevisions = 4
+
 // sourceState is what the source loop last learned, shared with the Workplace
 // reconciler.
 type sourceState struct {
 	mu sync.RWMutex
 	// revision is the newest revision fetched (good or bad).
 	revision string
-	// repo is the repository loaded at the newest good revision.
-	repo *load.Repository
-	// repoRevision is the revision repo was loaded from.
-	repoRevision string
+	// repos are the repositories loaded at the newest good revisions, newest last.
+	repos []loadedRepo
 	// loadErr is why the newest revision could not be loaded (nil when it could).
 	loadErr error
 	// fetchErr is why the last fetch failed (nil when it worked).
 	fetchErr error
 }
 
-// snapshot returns the state under the lock.
-func (s *sourceState) snapshot() (revision string, repo *load.Repository, repoRevision string, loadErr, fetchErr error) {
+// loadedRepo is a repository loaded at one revision.
+type loadedRepo struct {
+	revision string
+	repo     *load.Repository
+}
+
+// at returns the repository loaded at revision (nil when it is not loaded), the
+// load error when revision is the newest fetched and could not be loaded, and the
+// newest good repository.
+func (s *sourceState) at(revision string) (repo *load.Repository, loadErr error, newest *load.Repository) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.revision, s.repo, s.repoRevision, s.loadErr, s.fetchErr
+	for _, r := range s.repos {
+		if r.revision == revision {
+			repo = r.repo
+		}
+	}
+	if s.revision == revision {
+		loadErr = s.loadErr
+	}
+	if n := len(s.repos); n > 0 {
+		newest = s.repos[n-1].repo
+	}
+	return repo, loadErr, newest
+}
+
+// fetchError returns the last fetch error.
+func (s *sourceState) fetchError() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.fetchErr
 }
 
 // sourceLoop fetches the Git source on an interval and on webhook triggers, and
 // applies its Workplace documents as Workplace resources. It runs on the leader only.
 type sourceLoop struct {
-	opts    Options
-	client  client.Client
+	opts   Options
+	client client.Client
+	// reader reads Workplaces uncached, for status writes with optimistic locking.
+	reader  client.Reader
 	kube    *kube.Cluster
 	state   *sourceState
 	trigger <-chan webhook.Event
-	log     logr.Logger
-	last    string
+	// wake asks the Workplace reconciler to reconcile every Workplace of the source
+	// (after a revision was published): applying an unchanged Workplace document,
+	// as after a restart, changes nothing and so wakes nothing by itself.
+	wake func(ctx context.Context)
+	log  logr.Logger
+	last string
 }
 
 // NeedLeaderElection is true: only the leader fetches and applies.
@@ -114,7 +149,8 @@ func (l *sourceLoop) sync(ctx context.Context, why string) {
 	}
 	l.setFetchErr(ctx, nil)
 	log = log.WithValues("revision", art.Revision)
-	dir, err := securePath(art.Dir, l.opts.Path)
+	// --path stays inside the checkout, symlinks included.
+	dir, err := load.ResolvePath(art.Dir, l.opts.Path)
 	if err != nil {
 		l.setLoad(ctx, art.Revision, nil, err)
 		return
@@ -131,6 +167,10 @@ func (l *sourceLoop) sync(ctx context.Context, why string) {
 		l.last = art.Revision
 		return
 	}
+	// Publish the revision's catalog before any Workplace of it is applied, so the
+	// reconcile that the apply triggers plans with exactly this revision's components,
+	// profiles and charts.
+	l.setLoad(ctx, art.Revision, repo, nil)
 	var applyErrs []error
 	for _, w := range repo.Workplaces {
 		// Several installs may share one repository and split its Workplaces by label.
@@ -142,11 +182,14 @@ func (l *sourceLoop) sync(ctx context.Context, why string) {
 		}
 	}
 	if err := errors.Join(applyErrs...); err != nil {
+		// l.last stays: the next poll applies the revision again.
 		log.Error(err, "applying Workplaces; will retry")
 		return
 	}
-	l.setLoad(ctx, art.Revision, repo, nil)
 	l.last = art.Revision
+	if l.wake != nil {
+		l.wake(ctx)
+	}
 	log.Info("applied source revision", "workplaces", len(repo.Workplaces), "commit", art.Commit, "verified", art.Verified)
 }
 
@@ -189,7 +232,17 @@ func (l *sourceLoop) setLoad(ctx context.Context, revision string, repo *load.Re
 	l.state.revision = revision
 	l.state.loadErr = err
 	if repo != nil {
-		l.state.repo, l.state.repoRevision = repo, revision
+		kept := l.state.repos[:0:0]
+		for _, r := range l.state.repos {
+			if r.revision != revision {
+				kept = append(kept, r)
+			}
+		}
+		kept = append(kept, loadedRepo{revision: revision, repo: repo})
+		if len(kept) > loadedRevisions {
+			kept = kept[len(kept)-loadedRevisions:]
+		}
+		l.state.repos = kept
 	}
 	l.state.mu.Unlock()
 	if err != nil {
@@ -222,11 +275,21 @@ func (l *sourceLoop) setFetchErr(ctx context.Context, err error) {
 		return
 	}
 	for i := range list.Items {
-		w := &list.Items[i]
-		patch := client.MergeFrom(w.DeepCopy())
-		meta.SetStatusCondition(&w.Status.Conditions, cond)
-		if err := l.client.Status().Patch(ctx, w, patch); err != nil {
-			l.log.Error(err, "reporting the source condition", "workplace", client.ObjectKeyFromObject(w).String())
+		key := client.ObjectKeyFromObject(&list.Items[i])
+		// Optimistic concurrency: the Workplace reconciler writes the other conditions
+		// of the same list; a conflict starts again from the API server's copy, so
+		// neither writer drops what the other wrote.
+		err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+			cur := &v1alpha1.Workplace{}
+			if err := l.reader.Get(ctx, key, cur); err != nil {
+				return err
+			}
+			next := cur.DeepCopy()
+			meta.SetStatusCondition(&next.Status.Conditions, cond)
+			return l.client.Status().Patch(ctx, next, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}))
+		})
+		if err != nil {
+			l.log.Error(err, "reporting the source condition", "workplace", key.String())
 		}
 	}
 }
@@ -246,15 +309,6 @@ func (l *sourceLoop) touchAll(ctx context.Context, revision string) {
 			l.log.Error(err, "annotating Workplace", "workplace", client.ObjectKeyFromObject(w).String())
 		}
 	}
-}
-
-// securePath joins a repository-relative path to dir, refusing paths that leave it.
-func securePath(dir, rel string) (string, error) {
-	clean := filepath.Clean("/" + rel)
-	if strings.Contains(rel, "..") {
-		return "", fmt.Errorf("path %q: must stay inside the repository", rel)
-	}
-	return filepath.Join(dir, clean), nil
 }
 
 func mergeStrings(a, b map[string]string) map[string]string {

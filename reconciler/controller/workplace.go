@@ -14,13 +14,17 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/platzwart/platzwart"
 	"github.com/platzwart/platzwart/api/v1alpha1"
@@ -43,10 +47,17 @@ const (
 // historyLimit bounds status.history.
 const historyLimit = 20
 
+// DefaultRetries is how many failed reconciles in a row of one generation and
+// revision are retried before a Workplace is Stalled, unless spec.retries says.
+const DefaultRetries = 5
+
 // WorkplaceReconciler reconciles Workplace resources.
 type WorkplaceReconciler struct {
 	// Client reads and writes Workplaces (cached for Workplaces only).
 	Client client.Client
+	// APIReader reads Workplaces from the API server, uncached: status writes
+	// retried after a conflict start from it.
+	APIReader client.Reader
 	// Kube is the direct, uncached access to the cluster.
 	Kube *kube.Cluster
 	// Rec applies plans.
@@ -57,10 +68,15 @@ type WorkplaceReconciler struct {
 	Metrics *delivery.Metrics
 	// Source is what the Git source loop last loaded; nil without Git.
 	Source *sourceState
+	// Wake receives an event per Workplace the source loop asks to reconcile.
+	Wake <-chan event.GenericEvent
 	// Name is the controller install's name (the source label).
 	Name string
 	// Requeue is how often an unchanged Workplace is reconciled again (drift).
 	Requeue time.Duration
+	// RetryInterval is the first retry delay of a failing Workplace; it doubles with
+	// every failure in a row, up to 15 minutes.
+	RetryInterval time.Duration
 	// Log is the logger.
 	Log logr.Logger
 
@@ -68,16 +84,20 @@ type WorkplaceReconciler struct {
 	synced sync.Map
 }
 
-// SetupWithManager registers the reconciler. It reacts to spec changes (generation)
-// and to the source revision annotation, not to its own status writes.
+// SetupWithManager registers the reconciler. It reacts to spec changes (generation),
+// to the source revision annotation and to the source loop's wake-ups, not to its own
+// status writes.
 func (r *WorkplaceReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Workplace{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		// Several controllers may run in one process (tests, or installs sharing a
 		// binary); their metrics carry the same controller name.
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, SkipNameValidation: ptr.To(true)}).
-		Named("workplace").
-		Complete(r)
+		Named("workplace")
+	if r.Wake != nil {
+		b = b.WatchesRawSource(crsource.Channel(r.Wake, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
 }
 
 // Reconcile brings one Workplace to its plan and reports the outcome in its status.
@@ -104,53 +124,78 @@ func (r *WorkplaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	orig := w.DeepCopy()
 	res, rerr := r.reconcile(ctx, log, w, revision)
 	r.Metrics.ObserveReconcile(w.Namespace, w.Name, time.Since(start), rerr)
-	if err := r.patchStatus(ctx, orig, w); err != nil {
+	// The status is written even when the process is stopping (ctx cancelled), so
+	// that an interrupted reconcile says so.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := r.writeStatus(sctx, orig, w); err != nil {
 		return ctrl.Result{}, err
 	}
-	if rerr != nil {
-		var stalled *stalledError
-		if errors.As(rerr, &stalled) {
-			// Retrying cannot help: wait for a new revision or spec.
-			return ctrl.Result{}, nil
-		}
-		return ctrl.Result{}, rerr
-	}
-	return res, nil
+	return res, rerr
 }
 
-// stalledError is a failure that only a change of the desired state can fix.
-type stalledError struct{ err error }
-
-func (e *stalledError) Error() string { return e.err.Error() }
-func (e *stalledError) Unwrap() error { return e.err }
-
-// reconcile does the work and sets w's status; the caller writes it.
+// reconcile does the work and sets w's status; the caller writes it. It returns an
+// error only for failures of the controller itself; a failing Workplace is reported
+// in its status and retried with a backoff of its own.
 func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w *v1alpha1.Workplace, revision string) (ctrl.Result, error) {
+	if w.Status.ObservedGeneration != w.Generation || (revision != "" && revision != w.Status.LastAttemptedRevision) {
+		// A new input: the retry budget starts again.
+		w.Status.Failures = 0
+	}
 	w.Status.ObservedGeneration = w.Generation
 	if revision != "" {
 		w.Status.LastAttemptedRevision = revision
 	}
 	cat, file, err := r.catalogFor(w, revision)
+	var notLoaded *notLoadedError
+	if errors.As(err, &notLoaded) {
+		r.progressing(w, "SourceNotLoaded", err.Error())
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+	}
 	if err != nil {
 		r.stalled(w, "InvalidSource", err)
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "InvalidSource", "Load", "%s", err.Error())
-		return ctrl.Result{}, &stalledError{err}
+		return ctrl.Result{}, nil
 	}
 	lw := &load.Workplace{Workplace: *w.DeepCopy(), File: file}
+	// Workplaces created with kubectl get the checks Git-sourced ones got at load.
+	if err := load.Validate(lw); err != nil {
+		r.stalled(w, "InvalidWorkplace", err)
+		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "InvalidWorkplace", "Validate", "%s", err.Error())
+		return ctrl.Result{}, nil
+	}
 	p, err := plan.Build(lw, cat)
 	if err != nil {
 		r.stalled(w, "InvalidWorkplace", err)
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "InvalidWorkplace", "Plan", "%s", err.Error())
-		return ctrl.Result{}, &stalledError{err}
+		return ctrl.Result{}, nil
 	}
 	started := time.Now()
 	rep, err := r.Rec.Reconcile(ctx, p)
-	if err != nil {
-		setCondition(w, ConditionReady, metav1.ConditionFalse, "ReconcileFailed", err.Error())
-		setCondition(w, ConditionStalled, metav1.ConditionFalse, "ReconcileFailed", "")
-		r.record(w, revision, started, false, err.Error())
-		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "ReconcileFailed", "Reconcile", "%s", err.Error())
-		return ctrl.Result{}, err
+	var locked *release.LockedError
+	switch {
+	case errors.As(err, &locked):
+		// Contention, not a failure: another process is changing this workplace.
+		r.progressing(w, "LeaseHeld", err.Error())
+		log.Info("waiting for the workplace lease", "holder", locked.Holder)
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	case err == nil && rep.Result != nil && rep.Result.Locked() != nil:
+		// Drift to correct, but another process holds the Lease: correct it later.
+		r.report(w, rep)
+		r.progressing(w, "LeaseHeld", rep.Result.Locked().Err)
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	case ctx.Err() != nil || (rep != nil && rep.Result != nil && rep.Result.Interrupted()):
+		if rep != nil && rep.Result != nil {
+			r.report(w, rep)
+		}
+		msg := "interrupted (the controller is stopping or lost the workplace lease); the next reconcile goes on"
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		r.progressing(w, "Interrupted", msg)
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+	case err != nil:
+		return r.failed(w, revision, started, "ReconcileFailed", err.Error()), nil
 	}
 	r.report(w, rep)
 	if rep.Failed() {
@@ -159,16 +204,13 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 			msgs = append(msgs, o.Release+": "+o.Err)
 		}
 		msg := strings.Join(msgs, "; ")
-		setCondition(w, ConditionReady, metav1.ConditionFalse, "ReleaseFailed", msg)
-		setCondition(w, ConditionStalled, metav1.ConditionFalse, "ReleaseFailed", "")
-		meta.RemoveStatusCondition(&w.Status.Conditions, ConditionReconciling)
-		r.record(w, revision, started, false, msg)
 		log.Info("releases failed", "message", msg)
-		return ctrl.Result{RequeueAfter: backoff(w)}, nil
+		return r.failed(w, revision, started, "ReleaseFailed", msg), nil
 	}
 	setCondition(w, ConditionReady, metav1.ConditionTrue, "Reconciled", readyMessage(p, revision))
 	meta.RemoveStatusCondition(&w.Status.Conditions, ConditionStalled)
 	meta.RemoveStatusCondition(&w.Status.Conditions, ConditionReconciling)
+	w.Status.Failures = 0
 	if revision != "" && revision != w.Status.LastAppliedRevision {
 		r.record(w, revision, started, true, "")
 		w.Status.LastAppliedRevision = revision
@@ -176,29 +218,82 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 	return ctrl.Result{RequeueAfter: r.Requeue}, nil
 }
 
+// failed records a failed attempt and schedules the retry with exponential backoff,
+// or marks the Workplace Stalled once spec.retries attempts in a row failed.
+func (r *WorkplaceReconciler) failed(w *v1alpha1.Workplace, revision string, started time.Time, reason, msg string) ctrl.Result {
+	w.Status.Failures++
+	r.record(w, revision, started, false, msg)
+	r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", msg)
+	setCondition(w, ConditionReady, metav1.ConditionFalse, reason, msg)
+	retries := int32(DefaultRetries)
+	if w.Spec.Retries != nil {
+		retries = *w.Spec.Retries
+	}
+	if w.Status.Failures > retries {
+		setCondition(w, ConditionStalled, metav1.ConditionTrue, "RetriesExhausted",
+			fmt.Sprintf("%d attempts in a row failed (spec.retries: %d); a new revision or spec change retries: %s", w.Status.Failures, retries, msg))
+		meta.RemoveStatusCondition(&w.Status.Conditions, ConditionReconciling)
+		return ctrl.Result{}
+	}
+	wait := r.backoff(w.Status.Failures)
+	meta.RemoveStatusCondition(&w.Status.Conditions, ConditionStalled)
+	setCondition(w, ConditionReconciling, metav1.ConditionTrue, "RetryScheduled",
+		fmt.Sprintf("attempt %d of %d failed; retrying in %s", w.Status.Failures, retries+1, wait))
+	return ctrl.Result{RequeueAfter: wait}
+}
+
+// progressing marks work as pending without a verdict on the change.
+func (r *WorkplaceReconciler) progressing(w *v1alpha1.Workplace, reason, msg string) {
+	setCondition(w, ConditionReconciling, metav1.ConditionTrue, reason, msg)
+	meta.RemoveStatusCondition(&w.Status.Conditions, ConditionStalled)
+	if meta.FindStatusCondition(w.Status.Conditions, ConditionReady) == nil {
+		setCondition(w, ConditionReady, metav1.ConditionUnknown, reason, msg)
+	}
+}
+
+// notLoadedError says that the source has not loaded a Workplace's revision yet;
+// the Workplace is retried, not stalled.
+type notLoadedError struct{ revision string }
+
+func (e *notLoadedError) Error() string {
+	return fmt.Sprintf("revision %s is not loaded yet; waiting for the Git source", e.revision)
+}
+
 // catalogFor returns the catalog a Workplace is planned with and the file its
-// document came from: the Git source's (with the repository's own components,
-// profiles and charts) for Workplaces of this source, the built-in one otherwise.
+// document came from: the catalog of the Workplace's own source revision (with the
+// repository's own components, profiles and charts) for Workplaces of this source,
+// the built-in one otherwise.
 func (r *WorkplaceReconciler) catalogFor(w *v1alpha1.Workplace, revision string) (*catalog.Catalog, string, error) {
 	file := w.Annotations[AnnotationFile]
 	if file == "" {
 		file = fmt.Sprintf("workplace %s/%s", w.Namespace, w.Name)
 	}
 	if r.Source != nil && w.Labels[LabelSource] == r.Name {
-		newest, repo, repoRev, loadErr, _ := r.Source.snapshot()
-		if loadErr != nil && newest == revision {
+		repo, loadErr, newest := r.Source.at(revision)
+		if loadErr != nil {
 			return nil, file, fmt.Errorf("revision %s: %w", revision, loadErr)
 		}
-		if repo != nil && repoRev == revision {
-			return repo.Catalog, file, nil
+		if repo == nil && newest != nil && !declares(newest, w) {
+			return nil, file, fmt.Errorf("the Git source no longer declares workplace %s/%s (it was read from revision %s); delete it or add it back",
+				w.Namespace, w.Name, revision)
 		}
 		if repo == nil {
-			return nil, file, fmt.Errorf("revision %s is not loaded yet", revision)
+			return nil, file, &notLoadedError{revision: revision}
 		}
 		return repo.Catalog, file, nil
 	}
 	cat, err := catalog.Load(catalog.Layer{FS: platzwart.Builtin(), Label: "builtin"})
 	return cat, file, err
+}
+
+// declares reports whether repo holds w's document.
+func declares(repo *load.Repository, w *v1alpha1.Workplace) bool {
+	for _, d := range repo.Workplaces {
+		if d.Namespace == w.Namespace && d.Name == w.Name {
+			return true
+		}
+	}
+	return false
 }
 
 // stalled marks w as not ready with a failure only a new revision or spec can fix.
@@ -248,7 +343,7 @@ func (r *WorkplaceReconciler) report(w *v1alpha1.Workplace, rep *reconciler.Repo
 		if o.Action == release.ActionInstall || o.Action == release.ActionUpgrade {
 			r.Metrics.HelmAction(w.Namespace, w.Name, string(o.Action))
 		}
-		if strings.Contains(o.Err, "rolled back") {
+		if o.Failure == release.FailureRolledBack {
 			r.Metrics.HelmAction(w.Namespace, w.Name, "rollback")
 		}
 		if len(o.Drifted) > 0 {
@@ -296,16 +391,63 @@ func (r *WorkplaceReconciler) record(w *v1alpha1.Workplace, revision string, sta
 	w.Status.Delivery = toAPIMetrics(fromAPIHistory(w.Status.History), time.Now())
 }
 
-// patchStatus writes the status when it changed: a reconcile where nothing changed
-// writes nothing.
-func (r *WorkplaceReconciler) patchStatus(ctx context.Context, orig, w *v1alpha1.Workplace) error {
+// writeStatus writes the status when it changed (a reconcile where nothing changed
+// writes nothing), with optimistic concurrency: on a conflict it starts again from
+// the API server's copy. The conditions other writers own (SourceReady, written by
+// the source loop) are taken from that copy, never from the possibly stale one this
+// reconcile started with.
+func (r *WorkplaceReconciler) writeStatus(ctx context.Context, orig, w *v1alpha1.Workplace) error {
 	if equalStatus(orig.Status, w.Status) {
 		return nil
 	}
-	if err := r.Client.Status().Patch(ctx, w, client.MergeFrom(orig)); err != nil {
+	want := w.Status.DeepCopy()
+	cur := orig
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		next := cur.DeepCopy()
+		next.Status = *want.DeepCopy()
+		meta.RemoveStatusCondition(&next.Status.Conditions, ConditionSourceReady)
+		if c := meta.FindStatusCondition(cur.Status.Conditions, ConditionSourceReady); c != nil {
+			next.Status.Conditions = append(next.Status.Conditions, *c)
+		}
+		err := r.Client.Status().Patch(ctx, next, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}))
+		if apierrors.IsConflict(err) {
+			fresh := &v1alpha1.Workplace{}
+			if gerr := r.APIReader.Get(ctx, client.ObjectKeyFromObject(w), fresh); gerr != nil {
+				return gerr
+			}
+			cur = fresh
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("status of workplace %s/%s: %w", w.Namespace, w.Name, err)
 	}
 	return nil
+}
+
+// setReconciling writes Reconciling=True at once, while the work goes on (kstatus
+// InProgress): called when the Lease is taken because something must change.
+func (r *WorkplaceReconciler) setReconciling(ctx context.Context, p *plan.Plan, steps []release.Step) {
+	key := client.ObjectKey{Namespace: p.Namespace, Name: p.Workplace}
+	var what []string
+	for _, s := range steps {
+		if s.Action != release.ActionUnchanged {
+			what = append(what, fmt.Sprintf("%s %s", s.Action, s.Release))
+		}
+	}
+	msg := "applying: " + strings.Join(what, ", ")
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		cur := &v1alpha1.Workplace{}
+		if err := r.APIReader.Get(ctx, key, cur); err != nil {
+			return err
+		}
+		next := cur.DeepCopy()
+		setCondition(next, ConditionReconciling, metav1.ConditionTrue, "Progressing", msg)
+		return r.Client.Status().Patch(ctx, next, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}))
+	})
+	if err != nil {
+		r.Log.Error(err, "setting Reconciling", "workplace", key.String())
+	}
 }
 
 // setCondition sets a condition, keeping its transition time when the status is
@@ -328,12 +470,13 @@ func readyMessage(p *plan.Plan, revision string) string {
 	return msg
 }
 
-// backoff grows the retry interval of a failing Workplace with its failures in a row.
-func backoff(w *v1alpha1.Workplace) time.Duration {
-	fails := 0
-	for i := len(w.Status.History) - 1; i >= 0 && !w.Status.History[i].Succeeded; i-- {
-		fails++
+// backoff is the retry delay after fails failures in a row: RetryInterval doubled
+// per failure, at most 15 minutes.
+func (r *WorkplaceReconciler) backoff(fails int32) time.Duration {
+	base := r.RetryInterval
+	if base <= 0 {
+		base = 30 * time.Second
 	}
-	d := 30 * time.Second << min(fails, 5)
+	d := base << min(max(fails-1, 0), 10)
 	return min(d, 15*time.Minute)
 }

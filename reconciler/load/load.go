@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -70,7 +71,17 @@ func Dir(dir string, builtin fs.FS, namespace string) (*Repository, error) {
 }
 
 // FS loads a repository from fsys like Dir; label prefixes file paths in messages.
+// DefaultLimits apply.
 func FS(fsys fs.FS, label string, builtin fs.FS, namespace string) (*Repository, error) {
+	return FSLimited(fsys, label, builtin, namespace, DefaultLimits())
+}
+
+// FSLimited loads a repository like FS within lim. A named pipe, socket or device
+// file is refused without being opened; so is a file over lim.File, and the load
+// fails once more than lim.Repository bytes were read. The catalog keeps reading
+// charts through the same limits when plans ask for them.
+func FSLimited(fsys fs.FS, label string, builtin fs.FS, namespace string, lim Limits) (*Repository, error) {
+	fsys = newBoundedFS(fsys, label, lim)
 	repoLayer := catalog.Layer{FS: fsys, Label: label}
 	cat, catErr := catalog.Load(catalog.Layer{FS: builtin, Label: "builtin"}, repoLayer)
 	wps, wpErr := workplaces(fsys, label, namespace)
@@ -100,11 +111,19 @@ func workplaces(fsys fs.FS, label, namespace string) ([]*Workplace, error) {
 			}
 			return nil
 		}
+		file := path.Join(label, p)
+		if t := d.Type(); t&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice|fs.ModeCharDevice|fs.ModeIrregular) != 0 {
+			errs = append(errs, &FileError{File: file, Reason: describeMode(t) + ": only regular files and directories may be in a workplace repository"})
+			return nil
+		}
 		if ext := path.Ext(p); ext != ".yaml" && ext != ".yml" {
 			return nil
 		}
-		file := path.Join(label, p)
 		data, err := fs.ReadFile(fsys, p)
+		if fe := (*FileError)(nil); errors.As(err, &fe) {
+			errs = append(errs, fe)
+			return nil
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", file, err))
 			return nil
@@ -201,10 +220,16 @@ func validate(w *Workplace) error {
 	return errors.Join(errs...)
 }
 
-// ValidateDomain checks that domain is a DNS name with at least two labels.
+// ValidateDomain checks that domain is a DNS name (a DNS-1123 subdomain) with at
+// least two labels, and not an IP address: Ingress hosts and certificates need names.
 func ValidateDomain(domain string) error {
 	if domain == "" {
 		return errors.New("required")
+	}
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(domain, "["), "]")); err == nil {
+		// sslip.io resolves <a.b.c.d>.sslip.io and <v6 with - for :>.sslip.io to the address.
+		name := strings.ReplaceAll(ip.String(), ":", "-")
+		return fmt.Errorf("invalid domain %q: an IP address cannot be an Ingress host; use a name, for example %s.sslip.io", domain, name)
 	}
 	if msgs := validation.IsDNS1123Subdomain(domain); len(msgs) > 0 {
 		return fmt.Errorf("invalid domain %q: %s", domain, strings.Join(msgs, "; "))

@@ -19,6 +19,7 @@ import (
 	"github.com/platzwart/platzwart/api/v1alpha1"
 	"github.com/platzwart/platzwart/reconciler/catalog"
 	"github.com/platzwart/platzwart/reconciler/contract"
+	"github.com/platzwart/platzwart/reconciler/guard"
 	"github.com/platzwart/platzwart/reconciler/load"
 )
 
@@ -29,6 +30,8 @@ const DefaultTimeout = 5 * time.Minute
 type Plan struct {
 	// Workplace is the workplace name.
 	Workplace string `json:"workplace"`
+	// File is the file declaring the workplace, for messages.
+	File string `json:"-"`
 	// Namespace is where its releases and secrets live.
 	Namespace string `json:"namespace"`
 	// Domain is the workplace domain.
@@ -43,6 +46,10 @@ type Plan struct {
 	Releases []*Release `json:"releases"`
 	// Secrets are generated once in the namespace before any release needs them.
 	Secrets []Secret `json:"secrets"`
+	// CASecret is the Secret key with the CA certificate (PEM) that signs the public
+	// hosts' certificates, the one every HTTPS client must trust (routing.tls.caSecret);
+	// nil for a public CA or without TLS.
+	CASecret *v1alpha1.SecretKeyRef `json:"caSecret,omitempty"`
 }
 
 // Selection is the component chosen for a capability.
@@ -78,6 +85,8 @@ type Release struct {
 	Hosts map[string]string `json:"hosts,omitempty"`
 	// Images the release runs.
 	Images []string `json:"images,omitempty"`
+	// ClusterScoped are the cluster-scoped kinds the component declares.
+	ClusterScoped []catalog.GroupKind `json:"clusterScoped,omitempty"`
 	// Timeout for readiness.
 	Timeout time.Duration `json:"timeout"`
 	// Values are the computed Helm values (references to Secrets, never secrets).
@@ -148,6 +157,19 @@ func (b *builder) build() (*Plan, error) {
 	if err := b.checkInputs(); err != nil {
 		return nil, err
 	}
+	if w.Spec.StrictCredentials {
+		// spec.strictCredentials: credential literals in values refuse the plan.
+		if ws := guard.WorkplaceCredentials(w, b.cat); len(ws) > 0 {
+			errs := make([]error, len(ws))
+			for i, cw := range ws {
+				errs[i] = cw
+			}
+			return nil, errors.Join(errs...)
+		}
+	}
+	if err := b.checkTLS(); err != nil {
+		return nil, err
+	}
 	order, err := b.order()
 	if err != nil {
 		return nil, err
@@ -155,6 +177,7 @@ func (b *builder) build() (*Plan, error) {
 	routing, tlsSecret := b.routing()
 	p := &Plan{
 		Workplace:  w.Name,
+		File:       w.File,
 		Namespace:  w.Namespace,
 		Domain:     w.Spec.Domain,
 		Profile:    w.Spec.Profile,
@@ -166,6 +189,7 @@ func (b *builder) build() (*Plan, error) {
 	if tlsSecret != "" {
 		p.Secrets = append(p.Secrets, Secret{Name: tlsSecret, Type: "kubernetes.io/tls", DNSNames: []string{w.Spec.Domain, "*." + w.Spec.Domain}})
 	}
+	p.CASecret = trustedCA(routing)
 
 	// Exports first: they depend only on the provider itself.
 	for _, name := range order {
@@ -388,21 +412,26 @@ func (b *builder) routing() (map[string]any, string) {
 	}
 	tls := map[string]any{"secretName": "", "clusterIssuer": "", "issuer": ""}
 	var tlsSecret string
+	var ca *v1alpha1.SecretKeyRef
 	if r.TLS != nil {
 		switch r.TLS.Mode {
 		case v1alpha1.TLSSelfSigned:
 			tlsSecret = contract.TLSSecret(b.w.Name)
 			tls["secretName"] = tlsSecret
+			ca = &v1alpha1.SecretKeyRef{Name: tlsSecret, Key: SelfSignedCAKey}
 		case v1alpha1.TLSSecret:
 			tls["secretName"] = r.TLS.SecretName
+			ca = r.TLS.CASecret
 		case v1alpha1.TLSIssuer:
 			if r.TLS.Issuer.Kind == "Issuer" {
 				tls["issuer"] = r.TLS.Issuer.Name
 			} else {
 				tls["clusterIssuer"] = r.TLS.Issuer.Name
 			}
+			ca = r.TLS.CASecret
 		}
 	}
+	tls["caSecret"] = caSecretValue(ca)
 	return map[string]any{
 		"mode":             mode,
 		"ingress":          map[string]any{"className": r.IngressClassName},
@@ -520,6 +549,8 @@ func (b *builder) wire() {
 						"postLogoutRedirectURIs": joinPaths(root, o.PostLogoutRedirectPaths),
 						"webOrigins":             []any{root},
 						"publicClient":           o.PublicClient,
+						"backchannelLogoutURL":   joinPath(root, o.BackchannelLogoutPath),
+						"frontchannelLogoutURL":  joinPath(root, o.FrontchannelLogoutPath),
 					}
 					if o.PublicClient {
 						delete(use, "clientSecret")
@@ -642,6 +673,7 @@ func (b *builder) release(c *component, routing map[string]any) (*Release, error
 		DependsOn:     deps,
 		Hosts:         c.hosts,
 		Images:        def.Spec.Images,
+		ClusterScoped: def.Spec.ClusterScoped,
 		Timeout:       timeout,
 		Values:        values,
 		Patches:       b.w.Spec.Patches[def.Metadata.Name],
@@ -654,6 +686,10 @@ func (b *builder) release(c *component, routing map[string]any) (*Release, error
 	}
 	return rel, nil
 }
+
+// Digest recomputes a release's digest, for a caller that changed its patches (the
+// reconciler adds one carrying the content versions of the Secrets it references).
+func Digest(r *Release) (string, error) { return digest(r) }
 
 // digest hashes what determines a release's manifests: name, namespace, chart, values
 // and patches. JSON encoding sorts map keys, so equal input hashes equally.
@@ -676,6 +712,14 @@ func joinPaths(root string, paths []string) []any {
 		out = append(out, root+p)
 	}
 	return out
+}
+
+// joinPath appends an optional path to root; "" stays "" (no URL).
+func joinPath(root, path string) string {
+	if path == "" {
+		return ""
+	}
+	return root + path
 }
 
 func stringMap(m map[string]string) map[string]any {

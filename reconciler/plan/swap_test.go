@@ -30,7 +30,13 @@ func renderObjects(t *testing.T, replace map[string]string) map[string]map[strin
 // object's YAML by "Kind/name".
 func renderObjectsFrom(t *testing.T, workplace string) map[string]map[string]string {
 	t.Helper()
-	_, manifests, err := buildAll(t, repoFS(map[string]string{"workplace.yaml": workplace}))
+	return renderObjectsFromRepo(t, map[string]string{"workplace.yaml": workplace})
+}
+
+// renderObjectsFromRepo is renderObjectsFrom for a whole repository (path → content).
+func renderObjectsFromRepo(t *testing.T, files map[string]string) map[string]map[string]string {
+	t.Helper()
+	_, manifests, err := buildAll(t, repoFS(files))
 	if err != nil {
 		t.Fatal(err)
 	}

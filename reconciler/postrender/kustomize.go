@@ -5,6 +5,8 @@ package postrender
 import (
 	"bytes"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/fluxcd/pkg/apis/kustomize"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -16,23 +18,19 @@ import (
 )
 
 // KeepAnnotation tells Helm to leave a resource in place when the release is
-// uninstalled. The post-renderer puts it on every PersistentVolumeClaim, so removing or
-// swapping a component never deletes its data; platzwart deletes kept claims itself
-// only under dataPolicy Delete. A release installed again under the same name adopts
+// uninstalled. The post-renderer puts it on every PersistentVolumeClaim and every
+// StatefulSet claim template (see KeepVolumes), so removing or swapping a component
+// never deletes its data; platzwart deletes kept claims itself only under dataPolicy
+// Delete. A release installed again under the same name adopts
 // its kept claims.
 const KeepAnnotation = "helm.sh/resource-policy"
 
-// keepPVCs is the patch that sets KeepAnnotation on every PersistentVolumeClaim.
-const keepPVCs = `apiVersion: v1
-kind: PersistentVolumeClaim
-metadata:
-  name: any
-  annotations:
-    helm.sh/resource-policy: keep
-`
+// KeepValue is the value of KeepAnnotation that keeps a resource.
+const KeepValue = "keep"
 
 // Kustomize is a helm.sh/helm/v3/pkg/postrender.PostRenderer applying patches, and
-// marking every PersistentVolumeClaim to be kept on uninstall.
+// marking every PersistentVolumeClaim and StatefulSet claim template to be kept on
+// uninstall (see KeepVolumes).
 type Kustomize struct {
 	// Patches are applied in order; each must match at least one resource.
 	Patches []kustomize.Patch
@@ -41,16 +39,68 @@ type Kustomize struct {
 	Where string
 }
 
-// Run applies the patches to the rendered manifests. A patch whose target matches no
-// resource is an error, so a typo never passes silently.
+// Run applies the patches to the rendered manifests, then marks volumes to be kept. A
+// patch whose target matches no resource is an error, so a typo never passes silently;
+// so is a patch that renames an object or changes its kind or namespace.
 func (k *Kustomize) Run(rendered *bytes.Buffer) (*bytes.Buffer, error) {
-	hasPVC := bytes.Contains(rendered.Bytes(), []byte("kind: PersistentVolumeClaim"))
-	if len(k.Patches) == 0 && !hasPVC {
-		return rendered, nil
+	data := rendered.Bytes()
+	if len(k.Patches) > 0 {
+		patched, err := k.patch(data)
+		if err != nil {
+			return nil, err
+		}
+		data = patched
 	}
+	out, err := KeepVolumes(data)
+	if err != nil {
+		return nil, fmt.Errorf("rendered manifests: %w", err)
+	}
+	return bytes.NewBuffer(out), nil
+}
+
+// patch applies the patches with kustomize and checks that every object keeps its
+// identity (group, kind, namespace, name).
+func (k *Kustomize) patch(data []byte) ([]byte, error) {
+	before, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("rendered manifests: %w", err)
+	}
+	out, err := k.kustomize(data, k.Patches)
+	if err != nil {
+		return nil, err
+	}
+	after, err := Parse(out)
+	if err != nil {
+		return nil, fmt.Errorf("%s: patched manifests: %w", k.Where, err)
+	}
+	if gone, added := diffIdentities(before, after); len(gone)+len(added) > 0 {
+		// Name the first patch that changes an identity: apply them one more at a time.
+		field := k.Where
+		for i := range k.Patches {
+			o, err := k.kustomize(data, k.Patches[:i+1])
+			if err != nil {
+				break
+			}
+			objs, err := Parse(o)
+			if err != nil {
+				break
+			}
+			if g, a := diffIdentities(before, objs); len(g)+len(a) > 0 {
+				field = fmt.Sprintf("%s[%d]", k.Where, i)
+				break
+			}
+		}
+		return nil, fmt.Errorf("%s: a patch may change an object's content, not its identity (kind, namespace, name): %s became %s",
+			field, strings.Join(gone, ", "), strings.Join(added, ", "))
+	}
+	return out, nil
+}
+
+// kustomize applies patches to the rendered manifests.
+func (k *Kustomize) kustomize(data []byte, patches []kustomize.Patch) ([]byte, error) {
 	const dir = "/release"
 	fsys := filesys.MakeFsInMemory()
-	if err := fsys.WriteFile(dir+"/resources.yaml", rendered.Bytes()); err != nil {
+	if err := fsys.WriteFile(dir+"/resources.yaml", data); err != nil {
 		return nil, err
 	}
 	kz := kusttypes.Kustomization{
@@ -61,7 +111,7 @@ func (k *Kustomize) Run(rendered *bytes.Buffer) (*bytes.Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading rendered manifests: %w", err)
 	}
-	for i, p := range k.Patches {
+	for i, p := range patches {
 		kp := kusttypes.Patch{Patch: p.Patch}
 		if t := p.Target; t != nil {
 			sel := &kusttypes.Selector{
@@ -84,18 +134,40 @@ func (k *Kustomize) Run(rendered *bytes.Buffer) (*bytes.Buffer, error) {
 		}
 		kz.Patches = append(kz.Patches, kp)
 	}
-	if hasPVC {
-		kz.Patches = append(kz.Patches, kusttypes.Patch{Patch: keepPVCs, Target: &kusttypes.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Version: "v1", Kind: "PersistentVolumeClaim"}}}})
-	}
 	out, err := run(fsys, dir, kz)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", k.Where, err)
 	}
-	data, err := out.AsYaml()
-	if err != nil {
-		return nil, err
+	return out.AsYaml()
+}
+
+// diffIdentities lists the identities only in before (gone) and only in after (added).
+func diffIdentities(before, after []*Object) (gone, added []string) {
+	count := map[string]int{}
+	for _, o := range before {
+		count[o.ID()]++
 	}
-	return bytes.NewBuffer(data), nil
+	for _, o := range after {
+		count[o.ID()]--
+	}
+	for _, id := range sortedKeys(count) {
+		for n := count[id]; n > 0; n-- {
+			gone = append(gone, id)
+		}
+		for n := count[id]; n < 0; n++ {
+			added = append(added, id)
+		}
+	}
+	return gone, added
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // run builds the kustomization kz in dir.

@@ -6,6 +6,7 @@ package release
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -42,6 +43,9 @@ type Options struct {
 	PollInterval time.Duration
 	// Progress receives a line per step; nil discards.
 	Progress func(Event)
+	// LeaseDuration is the workplace Lease's duration (default 60s, at least 3s): a
+	// holder that has not renewed it for that long is taken over.
+	LeaseDuration time.Duration
 	// SkipDriftDetection turns off the check of unchanged releases for resources
 	// changed or deleted by hand (one server-side dry-run per resource).
 	SkipDriftDetection bool
@@ -63,6 +67,9 @@ type Event struct {
 type Engine struct {
 	cluster *kube.Cluster
 	opts    Options
+	// leases remembers foreign workplace Leases as this process saw them, to judge
+	// their expiry by the API server's view (see leaseObserver).
+	leases *leaseObserver
 }
 
 // New returns an engine for the cluster.
@@ -73,7 +80,11 @@ func New(c *kube.Cluster, opts Options) *Engine {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 250 * time.Millisecond
 	}
-	return &Engine{cluster: c, opts: opts}
+	if opts.LeaseDuration <= 0 {
+		opts.LeaseDuration = DefaultLeaseDuration
+	}
+	opts.LeaseDuration = max(opts.LeaseDuration, 3*time.Second)
+	return &Engine{cluster: c, opts: opts, leases: &leaseObserver{}}
 }
 
 // Step is the action decided for one release.
@@ -165,6 +176,49 @@ func (e *Engine) Decide(_ context.Context, p *plan.Plan) ([]Step, error) {
 	return steps, nil
 }
 
+// Failure classifies why a release did not end as planned.
+type Failure string
+
+// Failures.
+const (
+	// FailureNone: the release ended as planned.
+	FailureNone Failure = ""
+	// FailureError: the action or the wait failed; nothing was remediated (a first
+	// install that failed was removed).
+	FailureError Failure = "Error"
+	// FailureRolledBack: the upgrade failed and the release was rolled back.
+	FailureRolledBack Failure = "RolledBack"
+	// FailureInterrupted: the process was stopping or lost the workplace Lease; the
+	// release was left as it was, unconfirmed, for the next reconcile to check. Not a
+	// failure of the change.
+	FailureInterrupted Failure = "Interrupted"
+	// FailureLocked: another process holds the workplace Lease; nothing was done.
+	FailureLocked Failure = "Locked"
+)
+
+// errInterrupted marks work stopped because the process is stopping or the Lease
+// was lost; errRolledBack marks a failed upgrade that was rolled back.
+var (
+	errInterrupted = errors.New("interrupted")
+	errRolledBack  = errors.New("rolled back")
+)
+
+// classify returns the Failure of an error of applyOne.
+func classify(err error) Failure {
+	var locked *LockedError
+	switch {
+	case err == nil:
+		return FailureNone
+	case errors.As(err, &locked):
+		return FailureLocked
+	case errors.Is(err, errInterrupted), errors.Is(err, ErrLeaseLost):
+		return FailureInterrupted
+	case errors.Is(err, errRolledBack):
+		return FailureRolledBack
+	}
+	return FailureError
+}
+
 // Outcome is what happened to one release.
 type Outcome struct {
 	Step
@@ -172,6 +226,8 @@ type Outcome struct {
 	Ready bool `json:"ready"`
 	// Err is why it failed ("" on success).
 	Err string `json:"error,omitempty"`
+	// Failure classifies Err.
+	Failure Failure `json:"failure,omitempty"`
 	// Duration of the work on this release.
 	Duration time.Duration `json:"duration"`
 	// Revision after the action.
@@ -184,6 +240,28 @@ type Outcome struct {
 type Result struct {
 	// Outcomes per release, in plan order, uninstalls last.
 	Outcomes []Outcome `json:"outcomes"`
+}
+
+// Interrupted reports whether any release was left for the next reconcile because the
+// process was stopping, the Lease was lost or held by another process.
+func (r *Result) Interrupted() bool {
+	for _, o := range r.Outcomes {
+		if o.Failure == FailureInterrupted || o.Failure == FailureLocked {
+			return true
+		}
+	}
+	return false
+}
+
+// Locked returns the first outcome that found the workplace Lease held by another
+// process, or nil.
+func (r *Result) Locked() *Outcome {
+	for i := range r.Outcomes {
+		if r.Outcomes[i].Failure == FailureLocked {
+			return &r.Outcomes[i]
+		}
+	}
+	return nil
 }
 
 // Failed returns the outcomes that failed.
@@ -200,7 +278,13 @@ func (r *Result) Failed() []Outcome {
 // Apply carries out steps (from Decide): releases in dependency order, a release only
 // once those it depends on are ready, independent ones in parallel. Uninstalls come
 // last and only when everything else is ready (make-before-break).
-func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result, error) {
+//
+// ctx is the stop signal: once it is done no release starts and waits end, but a Helm
+// action already running finishes (it runs under the guard's Lease context, which a
+// stopping process keeps until its grace period ends), and nothing is rolled back or
+// uninstalled because of the stop: the release is left unconfirmed and the next
+// reconcile checks it. Every write takes the workplace Lease through g first.
+func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step, g *Guard) (*Result, error) {
 	live := newLiveCache(e)
 	var (
 		cfgOnce sync.Once
@@ -245,7 +329,7 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result
 				select {
 				case <-done[j]:
 				case <-ctx.Done():
-					out.Err = ctx.Err().Error()
+					out.Err, out.Failure = "not started: stopping", FailureInterrupted
 					return
 				}
 				if !outcomes[j].Ready {
@@ -257,10 +341,14 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				out.Err = ctx.Err().Error()
+				out.Err, out.Failure = "not started: stopping", FailureInterrupted
 				return
 			}
 			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				out.Err, out.Failure = "not started: stopping", FailureInterrupted
+				return
+			}
 			start = time.Now()
 			cfg, err := cfgFor()
 			if err != nil {
@@ -272,11 +360,15 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result
 				e.progress(s.Release, "failed", 0, out.Err)
 				return
 			}
-			rev, ready, drifted, err := e.applyOne(ctx, cfg, live, s, start)
+			rev, ready, drifted, err := e.applyOne(ctx, cfg, live, g, s, start)
 			out.NewRevision, out.Ready, out.Drifted = rev, ready, drifted
 			if err != nil {
-				out.Err = err.Error()
-				e.progress(s.Release, "failed", time.Since(start), out.Err)
+				out.Err, out.Failure = err.Error(), classify(err)
+				step := "failed"
+				if out.Failure == FailureInterrupted || out.Failure == FailureLocked {
+					step = "interrupted"
+				}
+				e.progress(s.Release, step, time.Since(start), out.Err)
 			}
 		}(i, s)
 	}
@@ -293,68 +385,95 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step) (*Result
 		}
 		out := Outcome{Step: s}
 		if failed {
-			out.Err = "kept running: another release of the workplace is not ready (make-before-break)"
+			out.Err, out.Failure = "kept running: another release of the workplace is not ready (make-before-break)", FailureError
 			e.progress(s.Release, "skipped", 0, out.Err)
+			outcomes[i] = out
+			continue
+		}
+		if ctx.Err() != nil {
+			out.Err, out.Failure = "not started: stopping", FailureInterrupted
 			outcomes[i] = out
 			continue
 		}
 		start := time.Now()
 		cfg, err := cfgFor()
 		if err == nil {
+			_, err = g.Acquire(ctx)
+		}
+		if err == nil {
 			err = e.uninstall(cfg, s, start)
 		}
 		out.Duration = time.Since(start)
 		if err != nil {
-			out.Err = err.Error()
+			out.Err, out.Failure = err.Error(), classify(err)
 			e.progress(s.Release, "failed", out.Duration, out.Err)
 		} else {
 			out.Ready = true
 		}
 		outcomes[i] = out
 	}
-	return &Result{Outcomes: outcomes}, ctx.Err()
+	return &Result{Outcomes: outcomes}, nil
+}
+
+// stopped returns the reason work must not go on: the process is stopping (ctx) or
+// the Lease was lost (wctx); nil otherwise.
+func stopped(ctx, wctx context.Context) error {
+	if err := context.Cause(wctx); err != nil {
+		return fmt.Errorf("%w: %w", errInterrupted, err)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: stopping", errInterrupted)
+	}
+	return nil
+}
+
+// waitContext is done when either the stop signal or the Lease context is.
+func waitContext(ctx, wctx context.Context) (context.Context, context.CancelFunc) {
+	wait, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(wctx, cancel)
+	return wait, func() { stop(); cancel() }
+}
+
+// interrupted wraps err when the work was stopped: the release is left as it is for
+// the next reconcile, never remediated because the process was stopping.
+func interrupted(ctx, wctx context.Context, rel string, version int, err error) error {
+	why := stopped(ctx, wctx)
+	if why == nil {
+		return nil
+	}
+	if version > 0 {
+		return fmt.Errorf("%w; revision %d of %s is left unconfirmed for the next reconcile to check (%v)", why, version, rel, err)
+	}
+	return fmt.Errorf("%w; %s is left for the next reconcile (%v)", why, rel, err)
 }
 
 // applyOne installs, upgrades or checks one release and waits until it is ready. It
 // reports whether the release ends up ready: a failed upgrade that was rolled back to
 // a revision that is ready again returns an error and ready, so the releases that
-// depend on it go on with the old revision.
-func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *liveCache, s Step, start time.Time) (int, bool, []string, error) {
+// depend on it go on with the old revision. Every write takes the Lease through g and
+// runs with its context; see Apply for what a stop does.
+func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *liveCache, g *Guard, s Step, start time.Time) (int, bool, []string, error) {
 	rel := s.planned
+	if s.Action == ActionUnchanged && !s.unconfirmed {
+		return e.check(ctx, live, g, s, start)
+	}
+	wctx, err := g.Acquire(ctx)
+	if err != nil {
+		return s.Revision, false, nil, err
+	}
 	if s.current != nil && isPending(s.current.latest) {
 		e.progress(s.Release, "recover", time.Since(start), s.Reason)
 		if err := unlock(cfg, s.current.latest); err != nil {
 			return 0, false, nil, err
 		}
 	}
+	wait, cancel := waitContext(ctx, wctx)
+	defer cancel()
 	post := &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin}
 	switch s.Action {
 	case ActionUnchanged:
 		e.progress(s.Release, "unchanged", time.Since(start), "revision "+fmt.Sprint(s.Revision))
-		if s.unconfirmed {
-			return e.confirm(ctx, cfg, s, start)
-		}
-		var what []string
-		if !e.opts.SkipDriftDetection {
-			drifted, w, err := e.detectDrift(ctx, live, s.current.latest.Manifest, rel.Namespace)
-			if err != nil {
-				return s.Revision, false, nil, fmt.Errorf("drift detection: %w", err)
-			}
-			if len(drifted) > 0 {
-				what = w
-				e.progress(s.Release, "drift", time.Since(start), strings.Join(w, "; "))
-				if err := e.correctDrift(ctx, drifted); err != nil {
-					return s.Revision, false, what, err
-				}
-			}
-		}
-		if len(what) == 0 && e.allCurrent(ctx, live, s.current.latest.Manifest, rel.Namespace) {
-			return s.Revision, true, nil, nil
-		}
-		if err := e.waitManifest(ctx, s.current.latest.Manifest, rel); err != nil {
-			return s.Revision, false, what, err
-		}
-		return s.Revision, true, what, nil
+		return e.confirm(ctx, wctx, cfg, s, start)
 	case ActionInstall:
 		if s.current != nil {
 			// A failed first install: remove its remains before trying again.
@@ -370,12 +489,19 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 		in.Timeout = rel.Timeout
 		in.Labels = Labels(rel, false)
 		in.PostRenderer = post
-		out, err := in.RunWithContext(ctx, rel.Chart.Chart, rel.Values)
+		// The Helm action runs under the Lease's context, not the stop signal: a
+		// stopping process lets it finish instead of leaving it half-done.
+		out, err := in.RunWithContext(wctx, rel.Chart.Chart, rel.Values)
+		version := 0
 		if err == nil {
+			version = out.Version
 			e.progress(s.Release, "wait", time.Since(start), "")
-			err = e.waitManifest(ctx, out.Manifest, rel)
+			err = e.waitManifest(wait, out.Manifest, rel)
 		}
 		if err != nil {
+			if ierr := interrupted(ctx, wctx, rel.Name, version, err); ierr != nil {
+				return version, false, nil, ierr
+			}
 			// Remove only what this install created: a release carrying this workplace's
 			// labels and this plan's digest.
 			if last, lerr := cfg.Releases.Last(rel.Name); lerr == nil && last.Labels[LabelWorkplace] == rel.Workplace && last.Labels[LabelDigest] == digestLabel(rel.Digest) {
@@ -396,16 +522,21 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 		up.Labels = Labels(rel, true)
 		up.PostRenderer = post
 		up.MaxHistory = 10
-		out, err := up.RunWithContext(ctx, rel.Name, rel.Chart.Chart, rel.Values)
+		out, err := up.RunWithContext(wctx, rel.Name, rel.Chart.Chart, rel.Values)
+		version := 0
 		if err == nil {
+			version = out.Version
 			e.progress(s.Release, "wait", time.Since(start), "")
-			err = e.waitManifest(ctx, out.Manifest, rel)
+			err = e.waitManifest(wait, out.Manifest, rel)
 		}
 		if err != nil {
+			if ierr := interrupted(ctx, wctx, rel.Name, version, err); ierr != nil {
+				return version, false, nil, ierr
+			}
 			if s.current == nil || s.current.lastGood == nil {
 				return 0, false, nil, fmt.Errorf("upgrade: %w", err)
 			}
-			return e.rollback(ctx, cfg, s, start, err, s.current.lastGood)
+			return e.rollback(ctx, wctx, cfg, s, start, err, s.current.lastGood)
 		}
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
 		return out.Version, true, nil, markReady(cfg, rel.Name, out.Version)
@@ -413,9 +544,47 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 	return 0, false, nil, fmt.Errorf("unexpected action %q", s.Action)
 }
 
+// check looks at an unchanged release: resources changed or deleted by hand are
+// corrected (under the Lease), then readiness is read.
+func (e *Engine) check(ctx context.Context, live *liveCache, g *Guard, s Step, start time.Time) (int, bool, []string, error) {
+	rel := s.planned
+	e.progress(s.Release, "unchanged", time.Since(start), "revision "+fmt.Sprint(s.Revision))
+	var what []string
+	if !e.opts.SkipDriftDetection {
+		drifted, w, err := e.detectDrift(ctx, live, s.current.latest.Manifest, rel.Namespace)
+		if err != nil {
+			return s.Revision, false, nil, fmt.Errorf("drift detection: %w", err)
+		}
+		if len(drifted) > 0 {
+			what = w
+			e.progress(s.Release, "drift", time.Since(start), strings.Join(w, "; "))
+			wctx, err := g.Acquire(ctx)
+			if err != nil {
+				return s.Revision, false, what, err
+			}
+			if err := e.correctDrift(wctx, drifted); err != nil {
+				if ierr := stopped(ctx, wctx); ierr != nil {
+					return s.Revision, false, what, ierr
+				}
+				return s.Revision, false, what, err
+			}
+		}
+	}
+	if len(what) == 0 && e.allCurrent(ctx, live, s.current.latest.Manifest, rel.Namespace) {
+		return s.Revision, true, nil, nil
+	}
+	if err := e.waitManifest(ctx, s.current.latest.Manifest, rel); err != nil {
+		if ierr := stopped(ctx, context.Background()); ierr != nil {
+			return s.Revision, false, what, ierr
+		}
+		return s.Revision, false, what, err
+	}
+	return s.Revision, true, what, nil
+}
+
 // rollback returns a release whose upgrade failed to its last good revision and
 // waits until that is ready again.
-func (e *Engine) rollback(ctx context.Context, cfg *action.Configuration, s Step, start time.Time, cause error, good *release.Release) (int, bool, []string, error) {
+func (e *Engine) rollback(ctx, wctx context.Context, cfg *action.Configuration, s Step, start time.Time, cause error, good *release.Release) (int, bool, []string, error) {
 	rel := s.planned
 	e.progress(s.Release, "rollback", time.Since(start), fmt.Sprintf("to revision %d: %v", good.Version, cause))
 	rb := action.NewRollback(cfg)
@@ -427,32 +596,42 @@ func (e *Engine) rollback(ctx context.Context, cfg *action.Configuration, s Step
 	}
 	last, err := cfg.Releases.Last(rel.Name)
 	if err != nil {
-		return 0, false, nil, fmt.Errorf("upgrade: %w (rolled back to revision %d; reading it: %v)", cause, good.Version, err)
+		return 0, false, nil, fmt.Errorf("upgrade: %w (%w to revision %d; reading it: %v)", cause, errRolledBack, good.Version, err)
 	}
-	if err := e.waitManifest(ctx, last.Manifest, rel); err != nil {
-		return last.Version, false, nil, fmt.Errorf("upgrade: %w (rolled back to revision %d, which is not ready either: %v)", cause, good.Version, err)
+	wait, cancel := waitContext(ctx, wctx)
+	defer cancel()
+	if err := e.waitManifest(wait, last.Manifest, rel); err != nil {
+		if ierr := interrupted(ctx, wctx, rel.Name, last.Version, err); ierr != nil {
+			return last.Version, false, nil, ierr
+		}
+		return last.Version, false, nil, fmt.Errorf("upgrade: %w (%w to revision %d, which is not ready either: %v)", cause, errRolledBack, good.Version, err)
 	}
 	e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d (rolled back)", last.Version))
 	if err := markReady(cfg, rel.Name, last.Version); err != nil {
-		return last.Version, true, nil, fmt.Errorf("upgrade: %w (rolled back to revision %d; %v)", cause, good.Version, err)
+		return last.Version, true, nil, fmt.Errorf("upgrade: %w (%w to revision %d; %v)", cause, errRolledBack, good.Version, err)
 	}
-	return last.Version, true, nil, fmt.Errorf("upgrade: %w (rolled back to revision %d)", cause, good.Version)
+	return last.Version, true, nil, fmt.Errorf("upgrade: %w (%w to revision %d)", cause, errRolledBack, good.Version)
 }
 
 // confirm checks a revision that was never seen ready (platzwart was stopped between
 // Helm recording it and readiness): ready now, it is marked so; not ready, it is
 // rolled back to the revision before it, as the interrupted apply would have done.
-func (e *Engine) confirm(ctx context.Context, cfg *action.Configuration, s Step, start time.Time) (int, bool, []string, error) {
+func (e *Engine) confirm(ctx, wctx context.Context, cfg *action.Configuration, s Step, start time.Time) (int, bool, []string, error) {
 	e.progress(s.Release, "recover", time.Since(start), s.Reason)
-	err := e.waitManifest(ctx, s.current.latest.Manifest, s.planned)
+	wait, cancel := waitContext(ctx, wctx)
+	defer cancel()
+	err := e.waitManifest(wait, s.current.latest.Manifest, s.planned)
 	if err == nil {
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", s.Revision))
 		return s.Revision, true, nil, markReady(cfg, s.Release, s.Revision)
 	}
+	if ierr := interrupted(ctx, wctx, s.Release, s.Revision, err); ierr != nil {
+		return s.Revision, false, nil, ierr
+	}
 	if s.current.previous == nil {
 		return s.Revision, false, nil, err
 	}
-	return e.rollback(ctx, cfg, s, start, err, s.current.previous)
+	return e.rollback(ctx, wctx, cfg, s, start, err, s.current.previous)
 }
 
 // WaitManifest waits until every resource of a release manifest is Current by

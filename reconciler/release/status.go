@@ -2,11 +2,13 @@ package release
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"helm.sh/helm/v3/pkg/storage/driver"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -114,4 +116,49 @@ func (e *Engine) ready(ctx context.Context, manifest, namespace string) (bool, s
 		}
 	}
 	return true, "", nil
+}
+
+// Revision is one revision of a platzwart release as Helm's storage records it.
+type Revision struct {
+	// Name of the release.
+	Name string `json:"name"`
+	// Version is Helm's revision number.
+	Version int `json:"version"`
+	// Status is Helm's status (deployed, superseded, failed, pending-upgrade, ...).
+	Status string `json:"status"`
+	// Description is Helm's description ("Upgrade complete", "Rollback to 1", ...).
+	Description string `json:"description"`
+	// Ready is true when platzwart saw the revision ready (LabelReady).
+	Ready bool `json:"ready"`
+}
+
+// History returns every stored revision of the platzwart releases of a namespace,
+// oldest first per release; it only reads.
+func (e *Engine) History(_ context.Context, namespace string) ([]Revision, error) {
+	cfg, err := e.helmConfig(namespace)
+	if err != nil {
+		return nil, err
+	}
+	all, err := cfg.Releases.Driver.Query(map[string]string{"owner": "helm"})
+	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, fmt.Errorf("listing releases in namespace %q: %w", namespace, err)
+	}
+	var out []Revision
+	for _, r := range all {
+		if r.Labels[LabelWorkplace] == "" {
+			continue
+		}
+		rev := Revision{Name: r.Name, Version: r.Version, Ready: r.Labels[LabelReady] == "true"}
+		if r.Info != nil {
+			rev.Status, rev.Description = r.Info.Status.String(), r.Info.Description
+		}
+		out = append(out, rev)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Version < out[j].Version
+	})
+	return out, nil
 }

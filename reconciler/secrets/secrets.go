@@ -162,7 +162,7 @@ func checkPlan(p *plan.Plan) error {
 		switch s.Type {
 		case "", typeOpaque:
 			for _, k := range sortedKeys(s.Keys) {
-				if _, _, err := alphabet(s.Keys[k]); err != nil {
+				if err := checkGenerator(s.Keys[k]); err != nil {
 					bad("key %q: %v", k, err)
 				}
 			}

@@ -512,8 +512,13 @@ func TestEnsureRejectsABadPlanBeforeAnyRequest(t *testing.T) {
 		plan.Secret{Name: "demo-x", Type: "Opaque"},
 		plan.Secret{Name: "demo-y", Type: "kubernetes.io/tls"},
 		plan.Secret{Name: "demo-z", Type: "kubernetes.io/basic-auth"},
+		// Key formats are valid: they must not be reported.
+		plan.Secret{Name: "demo-keys", Type: "Opaque", Keys: map[string]catalog.Generator{"rsa": {Format: "rsa"}, "ec": {Format: "ecdsa-p256"}}},
 	)
 	_, err := m.Ensure(t.Context(), p, nil)
+	if err != nil && strings.Contains(err.Error(), "demo-keys") {
+		t.Errorf("valid key generators refused: %v", err)
+	}
 	for _, want := range []string{
 		`secrets[3] "demo-x": key "k": unknown format "base64"`,
 		`secrets[4] "demo-x": listed twice`,

@@ -43,7 +43,7 @@ TLS block of the Ingress: one entry covering every host of the release.
 {{- $secret := "" -}}
 {{- if $tls.secretName -}}
 {{- $secret = $tls.secretName -}}
-{{- else if $tls.clusterIssuer -}}
+{{- else if or $tls.clusterIssuer $tls.issuer -}}
 {{- $secret = printf "%s-tls" (include "collabora.fullname" .root) -}}
 {{- end -}}
 {{- if $secret -}}
@@ -87,7 +87,14 @@ With no files component, a host that can never match is allowed (deny all).
   "--o:fetch_update_check=0"
   "--o:allow_update_popup=false"
   "--o:logging.level=warning" -}}
-{{- if not .Values.storageTLSVerify }}{{ $p = append $p "--o:ssl.ssl_verification=false" }}{{ end -}}
+{{- with (.Values.routing.tls | default dict).caSecret }}{{ if .name }}{{ $p = append $p (printf "--o:storage.ssl.ca_file_path=%s" (include "collabora.caFile" $)) }}{{ end }}{{ end -}}
 {{- $p = concat $p .Values.extraParams -}}
 {{- join " " $p -}}
+{{- end -}}
+
+{{/*
+Where the workplace's CA (routing.tls.caSecret) is mounted.
+*/}}
+{{- define "collabora.caFile" -}}
+/etc/platzwart/ca/ca.crt
 {{- end -}}

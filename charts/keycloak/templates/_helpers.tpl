@@ -115,6 +115,19 @@ keycloak-config-cli (import.var-substitution) from an env var fed by secretKeyRe
       "publicClient" (ternary true false (eq (toString $c.publicClient) "true"))
       "attributes" $attrs
 -}}
+{{- /* Logout propagation. Keycloak's browser logout sends back-channel logout tokens
+       only to clients with frontchannelLogout false (AuthenticationManager
+       partitions client sessions by isFrontchannelLogout()), so a client with a
+       back-channel URL and no front-channel URL must have it off. */ -}}
+{{- with $c.backchannelLogoutURL -}}
+{{- $_ := set $attrs "backchannel.logout.url" . -}}
+{{- $_ := set $attrs "backchannel.logout.session.required" "true" -}}
+{{- $_ := set $client "frontchannelLogout" false -}}
+{{- end -}}
+{{- with $c.frontchannelLogoutURL -}}
+{{- $_ := set $attrs "frontchannel.logout.url" . -}}
+{{- $_ := set $client "frontchannelLogout" true -}}
+{{- end -}}
 {{- if eq (toString $c.publicClient) "true" -}}
 {{- $_ := set $attrs "pkce.code.challenge.method" "S256" -}}
 {{- else -}}

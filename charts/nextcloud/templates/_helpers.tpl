@@ -56,7 +56,7 @@ TLS block of the Ingress: one entry covering every host of the release.
 {{- $secret := "" -}}
 {{- if $tls.secretName -}}
 {{- $secret = $tls.secretName -}}
-{{- else if $tls.clusterIssuer -}}
+{{- else if or $tls.clusterIssuer $tls.issuer -}}
 {{- $secret = printf "%s-tls" (include "nextcloud.fullname" .root) -}}
 {{- end -}}
 {{- if $secret -}}
@@ -138,4 +138,12 @@ Listen 8080
     ErrorLog ${APACHE_LOG_DIR}/error.log
     CustomLog ${APACHE_LOG_DIR}/access.log combined
 </VirtualHost>
+{{- end -}}
+
+{{/*
+File name of the workplace's CA in Nextcloud's certificate store
+(occ security:certificates:import names it after the file).
+*/}}
+{{- define "nextcloud.caFileName" -}}
+platzwart-workplace-ca.crt
 {{- end -}}

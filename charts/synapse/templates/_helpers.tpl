@@ -49,14 +49,45 @@ seccompProfile:
 {{- end -}}
 
 {{/*
+Name of the Secret with the workplace CA certificate (routing.tls.caSecret.name), or "".
+*/}}
+{{- define "synapse.caSecretName" -}}
+{{- $tls := .Values.routing.tls | default dict -}}
+{{- dig "caSecret" "name" "" $tls -}}
+{{- end -}}
+
+{{/*
+Key of that Secret holding the PEM certificate (default ca.crt).
+*/}}
+{{- define "synapse.caSecretKey" -}}
+{{- $tls := .Values.routing.tls | default dict -}}
+{{- dig "caSecret" "key" "ca.crt" $tls | default "ca.crt" -}}
+{{- end -}}
+
+{{/*
 TLS block of the Ingress: one entry covering every host of the release.
 */}}
+{{/*
+Matrix client-server paths MAS answers instead of Synapse (its compatibility
+layer: login, logout, refresh for every client API version MAS routes), as
+path prefixes on hosts.synapse.
+*/}}
+{{- define "synapse.masCompatPaths" -}}
+{{- $paths := list -}}
+{{- range $version := list "r0" "v3" -}}
+{{- range $endpoint := list "login" "logout" "refresh" -}}
+{{- $paths = append $paths (printf "/_matrix/client/%s/%s" $version $endpoint) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $paths -}}
+{{- end -}}
+
 {{- define "synapse.ingressTLS" -}}
 {{- $tls := .root.Values.routing.tls | default dict -}}
 {{- $secret := "" -}}
 {{- if $tls.secretName -}}
 {{- $secret = $tls.secretName -}}
-{{- else if $tls.clusterIssuer -}}
+{{- else if or $tls.clusterIssuer $tls.issuer -}}
 {{- $secret = printf "%s-tls" (include "synapse.fullname" .root) -}}
 {{- end -}}
 {{- if $secret -}}
@@ -114,7 +145,15 @@ homeserver.yaml, rendered without any secret value. Secrets come from files
 {{- $_ := set $cfg "federation_domain_whitelist" list -}}
 {{- $_ := set $cfg "trusted_key_servers" list -}}
 {{- end -}}
-{{- if $v.oidc.enabled -}}
+{{- if $v.mas.enabled -}}
+{{- if $s.passwordLogin -}}
+{{- fail "synapse.passwordLogin must be false with mas.enabled: Synapse refuses password login when authentication is delegated to MAS" -}}
+{{- end -}}
+{{- $_ := set $cfg "matrix_authentication_service" (dict
+  "enabled" true
+  "endpoint" (printf "http://%s-mas:8080/" (include "synapse.fullname" .))
+  "secret_path" "/mas/shared-secret") -}}
+{{- else if $v.oidc.enabled -}}
 {{- $mapping := dict
   "localpart_template" (printf "{{ user.%s }}" $v.oidc.localpartClaim)
   "display_name_template" "{{ user.name }}"
@@ -277,7 +316,83 @@ http {
 {{- end -}}
 
 {{- define "synapse.wellKnownClient" -}}
-{{- toPrettyJson (dict "m.homeserver" (dict "base_url" (printf "https://%s" .Values.hosts.synapse))) -}}
+{{- $doc := dict "m.homeserver" (dict "base_url" (printf "https://%s" .Values.hosts.synapse)) -}}
+{{- if .Values.mas.enabled -}}
+{{- /* What Synapse itself serves with MAS enabled (synapse/rest/well_known.py):
+       MAS's issuer and its account management URL. */ -}}
+{{- $base := include "synapse.masPublicBase" . -}}
+{{- $_ := set $doc "org.matrix.msc2965.authentication" (dict "issuer" $base "account" (printf "%saccount/" $base)) -}}
+{{- end -}}
+{{- toPrettyJson $doc -}}
+{{- end -}}
+
+{{/*
+MAS's public base URL (also its OIDC issuer), with a trailing slash.
+*/}}
+{{- define "synapse.masPublicBase" -}}
+{{- printf "https://%s/" (required "hosts.mas is required with mas.enabled" .Values.hosts.mas) -}}
+{{- end -}}
+
+{{/*
+MAS config.yaml, rendered without any secret value: every secret is a *_file
+option pointing at a mounted Secret key. Keys checked against MAS's config
+schema (docs/config.schema.json at the pinned tag, see the README).
+*/}}
+{{- define "synapse.masConfig" -}}
+{{- $v := .Values -}}
+{{- $m := $v.mas -}}
+{{- $fullname := include "synapse.fullname" . -}}
+{{- $web := dict
+  "name" "web"
+  "resources" (list (dict "name" "discovery") (dict "name" "human") (dict "name" "oauth") (dict "name" "compat") (dict "name" "graphql") (dict "name" "assets"))
+  "binds" (list (dict "host" $m.bindAddress "port" 8080)) -}}
+{{- $internal := dict
+  "name" "internal"
+  "resources" (list (dict "name" "health"))
+  "binds" (list (dict "host" $m.bindAddress "port" 8081)) -}}
+{{- $db := $m.database -}}
+{{- $database := dict
+  "host" (required "mas.database.host is required" $db.host)
+  "port" (int $db.port)
+  "username" (required "mas.database.user is required" $db.user)
+  "password_file" "/secrets/db/password"
+  "database" (required "mas.database.name is required" $db.name) -}}
+{{- with $db.sslMode }}{{ $_ := set $database "ssl_mode" . }}{{ end -}}
+{{- $cfg := dict
+  "http" (dict "public_base" (include "synapse.masPublicBase" .) "listeners" (list $web $internal))
+  "database" $database
+  "matrix" (dict
+    "kind" "synapse"
+    "homeserver" (required "serverName is required" $v.serverName)
+    "endpoint" (printf "http://%s-synapse:8008/" $fullname)
+    "secret_file" "/secrets/mas/shared-secret")
+  "secrets" (dict
+    "encryption_file" "/secrets/mas/encryption"
+    "keys" (list
+      (dict "kid" "rsa" "key_file" "/secrets/mas/signing-rsa")
+      (dict "kid" "ec" "key_file" "/secrets/mas/signing-ec")))
+  "passwords" (dict "enabled" false) -}}
+{{- if $v.oidc.enabled -}}
+{{- $claims := dict
+  "localpart" (dict "action" "require" "template" (printf "{{ user.%s }}" $v.oidc.localpartClaim))
+  "displayname" (dict "action" "force" "template" "{{ user.name }}")
+  "email" (dict "action" "force" "template" "{{ user.email }}")
+  "skip_confirmation" true -}}
+{{- $provider := dict
+  "id" $m.upstream.providerID
+  "synapse_idp_id" (printf "oidc-%s" $v.oidc.idpID)
+  "issuer" (required "oidc.issuerURL is required when oidc.enabled" $v.oidc.issuerURL)
+  "human_name" $v.oidc.idpName
+  "client_id" (required "oidc.clientID is required when oidc.enabled" $v.oidc.clientID)
+  "client_secret_file" "/secrets/oidc/client-secret"
+  "token_endpoint_auth_method" "client_secret_basic"
+  "scope" (join " " $v.oidc.scopes)
+  "on_backchannel_logout" $m.upstream.onBackchannelLogout
+  "claims_imports" $claims -}}
+{{- $_ := set $cfg "upstream_oauth2" (dict "providers" (list $provider)) -}}
+{{- end -}}
+{{- $cfg = mustMergeOverwrite $cfg (deepCopy $m.extraConfig) -}}
+{{- toYaml $cfg -}}
 {{- end -}}
 
 {{- define "synapse.wellKnownServer" -}}

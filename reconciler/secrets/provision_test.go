@@ -1,0 +1,249 @@
+package secrets_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/platzwart/platzwart"
+	"github.com/platzwart/platzwart/reconciler/load"
+	"github.com/platzwart/platzwart/reconciler/plan"
+	"github.com/platzwart/platzwart/reconciler/render"
+	"sigs.k8s.io/yaml"
+)
+
+// pgServer is a PostgreSQL server started by a test on loopback.
+type pgServer struct {
+	bin  string
+	port int
+	dir  string
+	cred *syscall.Credential
+}
+
+// postgresBin finds the directory of Debian's PostgreSQL server binaries.
+func postgresBin() string {
+	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Dir(real)
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if _, err := os.Stat(filepath.Join(dirs[i], "pg_ctl")); err == nil {
+			return dirs[i]
+		}
+	}
+	return ""
+}
+
+// startPostgres initialises a cluster in a temporary directory and starts it on
+// 127.0.0.1 with password (scram-sha-256) authentication over TCP. PostgreSQL refuses
+// to run as root: as root, the server runs as the user postgres (Debian's package
+// creates it) or nobody.
+func startPostgres(t *testing.T, adminPassword string) *pgServer {
+	t.Helper()
+	bin := postgresBin()
+	if bin == "" {
+		t.Skip("PostgreSQL server binaries not found (initdb, pg_ctl): install Debian's postgresql package (apt-get install -y postgresql) to run this test")
+	}
+	if _, err := exec.LookPath("psql"); err != nil {
+		t.Skip("psql not found: install Debian's postgresql package")
+	}
+	dir, err := os.MkdirTemp("", "platzwart-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	s := &pgServer{bin: bin, dir: dir}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			u, err = user.Lookup("nobody")
+		}
+		if err != nil {
+			t.Skipf("running as root and no user postgres or nobody to run PostgreSQL as: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pwfile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwfile, []byte(adminPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s.cred != nil {
+		if err := os.Chown(pwfile, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.port = l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	data := filepath.Join(dir, "data")
+	s.run(t, "initdb", "-D", data, "-U", "admin", "--pwfile", pwfile, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C")
+	s.run(t, "pg_ctl", "-D", data, "-w", "-t", "60", "-l", filepath.Join(dir, "log"),
+		"-o", fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s", s.port, dir), "start")
+	t.Cleanup(func() {
+		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+		_ = cmd.Run()
+	})
+	return s
+}
+
+func (s *pgServer) run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), filepath.Join(s.bin, name), args...)
+	cmd.Dir = s.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
+		t.Fatalf("%s: %v\n%s\n%s", name, err, out, log)
+	}
+}
+
+// login connects as user with password over TCP and returns psql's error output.
+func (s *pgServer) login(ctx context.Context, usr, password, database string) error {
+	cmd := exec.CommandContext(ctx, "psql", "-X", "-Atq", "-c", "SELECT current_user")
+	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(s.port), "PGUSER="+usr,
+		"PGPASSWORD="+password, "PGDATABASE="+database, "PGCONNECT_TIMEOUT=5")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
+	}
+	if got := strings.TrimSpace(string(out)); got != usr {
+		return fmt.Errorf("logged in as %q, want %q", got, usr)
+	}
+	return nil
+}
+
+// provisionScript renders the example's postgresql release and returns its
+// provisioning script and the databases it provisions (name, user, collation).
+func provisionScript(t *testing.T) (string, []map[string]any) {
+	t.Helper()
+	repo, err := load.Dir("../../examples/workplace", platzwart.Builtin(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Build(repo.Workplaces[0], repo.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rel *plan.Release
+	for _, r := range p.Releases {
+		if r.Component == "postgresql" {
+			rel = r
+		}
+	}
+	if rel == nil {
+		t.Fatal("the example has no postgresql release")
+	}
+	m, err := render.Release(t.Context(), rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script string
+	for _, doc := range strings.Split(m.Manifest, "\n---") {
+		var obj struct {
+			Kind     string
+			Metadata struct{ Name string }
+			Data     map[string]string
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatal(err)
+		}
+		if obj.Kind == "ConfigMap" && obj.Metadata.Name == rel.Name+"-provision" {
+			script = obj.Data["provision.sh"]
+		}
+	}
+	if script == "" {
+		t.Fatalf("no ConfigMap %s-provision with provision.sh in the rendered release", rel.Name)
+	}
+	var dbs []map[string]any
+	list, _ := rel.Values["databases"].([]any)
+	for _, d := range list {
+		dbs = append(dbs, d.(map[string]any))
+	}
+	if len(dbs) == 0 {
+		t.Fatal("the postgresql release provisions no database")
+	}
+	return script, dbs
+}
+
+// TestProvisionScriptSetsTheNewPassword runs the postgresql chart's provisioning
+// script, as rendered for the example, against a real PostgreSQL server twice: once
+// with the first generated passwords, once with one password regenerated (a Secret
+// deleted by hand, or rotated). After the second run the database accepts the new
+// password and refuses the old one: the re-run provisioning heals the credential.
+func TestProvisionScriptSetsTheNewPassword(t *testing.T) {
+	script, dbs := provisionScript(t)
+	const admin = "admin-password"
+	s := startPostgres(t, admin)
+	path := filepath.Join(t.TempDir(), "provision.sh")
+	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	provision := func(passwords []string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "/bin/sh", path)
+		cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(s.port), "PGUSER=admin",
+			"PGPASSWORD="+admin, "PGDATABASE=postgres", "PGCONNECT_TIMEOUT=5", "WAIT_SECONDS=30")
+		for i, d := range dbs {
+			coll, _ := d["collation"].(string)
+			cmd.Env = append(cmd.Env,
+				fmt.Sprintf("DB_%d_NAME=%s", i, d["database"]), fmt.Sprintf("DB_%d_USER=%s", i, d["user"]),
+				fmt.Sprintf("DB_%d_COLLATION=%s", i, coll), fmt.Sprintf("DB_%d_PASSWORD=%s", i, passwords[i]))
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("provision.sh: %v\n%s", err, out)
+		}
+		t.Logf("provision.sh:\n%s", out)
+	}
+	first := make([]string, len(dbs))
+	for i := range dbs {
+		first[i] = fmt.Sprintf("first-%d-Abc123", i)
+	}
+	provision(first)
+	for i, d := range dbs {
+		if err := s.login(t.Context(), d["user"].(string), first[i], d["database"].(string)); err != nil {
+			t.Fatalf("database %s after the first provisioning: %v", d["database"], err)
+		}
+	}
+	// The first database's password Secret is regenerated.
+	second := append([]string(nil), first...)
+	second[0] = "regenerated-Xyz789"
+	provision(second)
+	usr, db := dbs[0]["user"].(string), dbs[0]["database"].(string)
+	if err := s.login(t.Context(), usr, second[0], db); err != nil {
+		t.Errorf("the new password of %s is refused after provisioning again: %v", usr, err)
+	}
+	if err := s.login(t.Context(), usr, first[0], db); err == nil {
+		t.Errorf("the old password of %s is still accepted", usr)
+	} else if !strings.Contains(err.Error(), "password authentication failed") {
+		t.Errorf("the old password of %s fails for another reason than the password: %v", usr, err)
+	}
+	for i := 1; i < len(dbs); i++ {
+		if err := s.login(t.Context(), dbs[i]["user"].(string), first[i], dbs[i]["database"].(string)); err != nil {
+			t.Errorf("database %s, whose password did not change, refuses it now: %v", dbs[i]["database"], err)
+		}
+	}
+}
