@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/platzwart/platzwart/api/v1alpha1"
+	"github.com/platzwart/platzwart/reconciler/guard"
 	"github.com/platzwart/platzwart/reconciler/kube"
 	"github.com/platzwart/platzwart/reconciler/plan"
 	"github.com/platzwart/platzwart/reconciler/preflight"
@@ -42,6 +43,10 @@ type Reconciler struct {
 	// something must change, with the steps decided under it (the controller sets
 	// Reconciling=True there). A no-op reconcile never calls it.
 	Started func(ctx context.Context, p *plan.Plan, steps []release.Step)
+	// Render holds the tenancy guard's settings the preflight renders with (denied
+	// namespaces, cluster-scoped objects, the cluster's REST mapper for kinds it does
+	// not know offline).
+	Render render.Options
 }
 
 // New returns a reconciler for the cluster.
@@ -222,7 +227,11 @@ func (r *Reconciler) Check(ctx context.Context, p *plan.Plan) error {
 }
 
 func (r *Reconciler) check(ctx context.Context, p *plan.Plan, change map[string]bool, own []string) error {
-	ms, err := render.Plan(ctx, p)
+	opts := r.Render
+	if opts.Guard.Scope == nil {
+		opts.Guard.Scope = guard.RESTMapperScope(r.Cluster.Mapper)
+	}
+	ms, err := render.PlanWith(ctx, p, opts)
 	if err != nil {
 		return err
 	}

@@ -29,8 +29,10 @@ import (
 	"github.com/platzwart/platzwart/api/v1alpha1"
 	"github.com/platzwart/platzwart/reconciler"
 	"github.com/platzwart/platzwart/reconciler/delivery"
+	"github.com/platzwart/platzwart/reconciler/guard"
 	"github.com/platzwart/platzwart/reconciler/kube"
 	"github.com/platzwart/platzwart/reconciler/release"
+	"github.com/platzwart/platzwart/reconciler/render"
 	"github.com/platzwart/platzwart/reconciler/source"
 	"github.com/platzwart/platzwart/reconciler/webhook"
 )
@@ -173,6 +175,12 @@ func Run(ctx context.Context, opts Options) error {
 	wake := make(chan event.GenericEvent)
 	rec := reconciler.New(kc, release.Options{Parallelism: opts.ReleaseParallelism}, release.Holder("platzwart-controller"))
 	rec.Grace = opts.ShutdownGrace
+	// Workplaces may not use the system namespaces nor the controller's own.
+	deny := guard.DefaultDenyNamespaces()
+	if opts.Namespace != "" {
+		deny = append(deny, opts.Namespace)
+	}
+	rec.Render = render.Options{Guard: guard.Options{DenyNamespaces: deny, Scope: guard.RESTMapperScope(kc.Mapper)}}
 	wr := &WorkplaceReconciler{
 		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),

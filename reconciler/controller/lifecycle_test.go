@@ -844,6 +844,7 @@ func TestInvalidWorkplaceFromKubectl(t *testing.T) {
 		{"component", func(w *v1alpha1.Workplace) { w.Spec.Components["video"] = "jitsy" }, `spec.components.video: unknown component "jitsy"`},
 		{"profile", func(w *v1alpha1.Workplace) { w.Spec.Profile = "nosuchprofile" }, "spec.profile"},
 		{"namespace-label", func(w *v1alpha1.Workplace) { w.Spec.Domain = "x.example" + strings.Repeat("o", 64) + ".org" }, "spec.domain"},
+		{"denied-namespace", func(w *v1alpha1.Workplace) { w.Namespace = "default" }, `metadata.namespace: namespace "default" is not allowed`},
 	}
 	for _, tc := range stalled {
 		w := valid("stalled-" + tc.name)
@@ -852,7 +853,8 @@ func TestInvalidWorkplaceFromKubectl(t *testing.T) {
 			t.Errorf("%s: create: %v", tc.name, err)
 			continue
 		}
-		got := waitWorkplace(t, cl, ns, w.Name, "Stalled", time.Minute, func(w *v1alpha1.Workplace) bool {
+		t.Cleanup(func() { _ = cl.Delete(context.Background(), w) })
+		got := waitWorkplace(t, cl, w.Namespace, w.Name, "Stalled", time.Minute, func(w *v1alpha1.Workplace) bool {
 			s := meta.FindStatusCondition(w.Status.Conditions, "Stalled")
 			return s != nil && s.Status == "True"
 		})

@@ -164,6 +164,12 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "InvalidWorkplace", "Validate", "%s", err.Error())
 		return ctrl.Result{}, nil
 	}
+	if ns := r.Rec.Render.Guard.DeniedNamespace(w.Namespace); ns != "" {
+		err := lw.Errorf("metadata.namespace", "namespace %q is not allowed for Workplaces (denied: %s)", w.Namespace, ns)
+		r.stalled(w, "InvalidWorkplace", err)
+		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "InvalidWorkplace", "Validate", "%s", err.Error())
+		return ctrl.Result{}, nil
+	}
 	p, err := plan.Build(lw, cat)
 	if err != nil {
 		r.stalled(w, "InvalidWorkplace", err)
