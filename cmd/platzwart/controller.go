@@ -33,6 +33,8 @@ type controllerFlags struct {
 	logFormat                             string
 	shutdownGrace, retryInterval          time.Duration
 	webhookTLSCert, webhookTLSKey         string
+	functionalChecks                      bool
+	checkTimeout                          time.Duration
 }
 
 func newControllerCommand(g *globalFlags) *cobra.Command {
@@ -87,6 +89,8 @@ in the cluster (charts/platzwart, platzwart install) or outside against --kubeco
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fl.DurationVar(&f.shutdownGrace, "shutdown-grace", 5*time.Minute, "after SIGTERM, how long Helm actions in progress may finish (keep it below the pod's terminationGracePeriodSeconds)")
 	fl.DurationVar(&f.retryInterval, "retry-interval", 30*time.Second, "first retry delay of a failing Workplace, doubled per failure in a row (up to 15m, spec.retries times)")
+	fl.BoolVar(&f.functionalChecks, "functional-checks", true, "after successful reconciles, run the checks of `platzwart check` and report them as the Functional condition (never changes Ready)")
+	fl.DurationVar(&f.checkTimeout, "check-timeout", 5*time.Second, "timeout of each functional check probe")
 	fl.StringVar(&f.webhookTLSCert, "webhook-tls-cert", "", "PEM certificate file: serve the webhook receiver over HTTPS (with --webhook-tls-key)")
 	fl.StringVar(&f.webhookTLSKey, "webhook-tls-key", "", "PEM private key file of --webhook-tls-cert")
 	return cmd
@@ -112,6 +116,8 @@ func controllerOptions(ctx context.Context, g *globalFlags, f *controllerFlags) 
 		ProbeAddr:          f.probeAddr,
 		LeaderElection:     f.leaderElect,
 		ShutdownGrace:      f.shutdownGrace,
+		FunctionalChecks:   f.functionalChecks,
+		CheckTimeout:       f.checkTimeout,
 		RetryInterval:      f.retryInterval,
 		WebhookTLSCert:     f.webhookTLSCert,
 		WebhookTLSKey:      f.webhookTLSKey,

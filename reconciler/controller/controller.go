@@ -28,6 +28,7 @@ import (
 
 	"github.com/platzwart/platzwart/api/v1alpha1"
 	"github.com/platzwart/platzwart/reconciler"
+	"github.com/platzwart/platzwart/reconciler/check"
 	"github.com/platzwart/platzwart/reconciler/delivery"
 	"github.com/platzwart/platzwart/reconciler/guard"
 	"github.com/platzwart/platzwart/reconciler/kube"
@@ -78,6 +79,11 @@ type Options struct {
 	// RetryInterval is the first retry delay of a failing Workplace (default 30s),
 	// doubled per failure in a row.
 	RetryInterval time.Duration
+	// FunctionalChecks makes the controller run the checks of `platzwart check` after
+	// successful reconciles and report them as the Functional condition.
+	FunctionalChecks bool
+	// CheckTimeout bounds each probe of those checks (default 5s).
+	CheckTimeout time.Duration
 	// WebhookTLSCert and WebhookTLSKey are PEM files; when set the webhook receiver
 	// serves HTTPS.
 	WebhookTLSCert, WebhookTLSKey string
@@ -196,6 +202,10 @@ func Run(ctx context.Context, opts Options) error {
 		Log:           log.WithName("workplace"),
 	}
 	rec.Started = wr.setReconciling
+	if opts.FunctionalChecks {
+		// The checks read the CA and the OIDC client secrets directly (never cached).
+		wr.Functional = &check.Options{Timeout: opts.CheckTimeout, Secrets: check.KubeSecrets{Reader: mgr.GetAPIReader()}}
+	}
 	if err := wr.SetupWithManager(mgr, opts.Concurrency); err != nil {
 		return err
 	}

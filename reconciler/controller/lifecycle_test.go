@@ -882,3 +882,33 @@ func kstatusOf(t *testing.T, w *v1alpha1.Workplace) string {
 	}
 	return res.Status.String()
 }
+
+// TestFunctionalNeverBlocksReady: the controller runs the checks of `platzwart check`
+// after a successful apply and reports them as the Functional condition. On the local
+// control plane no container runs and no public host resolves, so the checks fail,
+// each with its reason, in bounded time, while Ready stays True.
+func TestFunctionalNeverBlocksReady(t *testing.T) {
+	t.Parallel()
+	c := cluster.FromTest(t)
+	ns := c.NewNamespace(t)
+	repo := newGitRepo(t, workplaceDoc(t, ns, uniqueDomain(ns)))
+	startController(t, c, controller.Options{
+		Name:             "functional",
+		Selector:         testSelector(t, ns),
+		Source:           source.Options{URL: repo.url, Ref: source.Ref{Branch: "main"}, CacheDir: t.TempDir()},
+		Interval:         time.Hour,
+		FunctionalChecks: true,
+		CheckTimeout:     time.Second,
+	})
+	cl := workplaceClient(t, c)
+	w := waitWorkplace(t, cl, ns, "demo", "Ready with a Functional verdict", 3*time.Minute, func(w *v1alpha1.Workplace) bool {
+		return readyNow(w) && meta.FindStatusCondition(w.Status.Conditions, controller.ConditionFunctional) != nil
+	})
+	f := meta.FindStatusCondition(w.Status.Conditions, controller.ConditionFunctional)
+	if f.Status != metav1.ConditionFalse || !strings.Contains(f.Message, "checks failed") || !strings.Contains(f.Message, "tls") {
+		t.Errorf("Functional on a control plane without containers: %+v; want False naming the failed checks", f)
+	}
+	if got := kstatusOf(t, w); got != "Current" {
+		t.Errorf("kstatus %s: a failing Functional condition must not change the Workplace's health", got)
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/platzwart/platzwart/api/v1alpha1"
 	"github.com/platzwart/platzwart/reconciler"
 	"github.com/platzwart/platzwart/reconciler/catalog"
+	"github.com/platzwart/platzwart/reconciler/check"
 	"github.com/platzwart/platzwart/reconciler/delivery"
 	"github.com/platzwart/platzwart/reconciler/kube"
 	"github.com/platzwart/platzwart/reconciler/load"
@@ -42,6 +43,10 @@ const (
 	ConditionReady       = "Ready"
 	ConditionReconciling = "Reconciling"
 	ConditionStalled     = "Stalled"
+	// ConditionFunctional reports `platzwart check` run by the controller after a
+	// successful apply: whether people can use the workplace through its public URLs.
+	// It never changes Ready (kstatus ignores it).
+	ConditionFunctional = "Functional"
 )
 
 // historyLimit bounds status.history.
@@ -77,6 +82,12 @@ type WorkplaceReconciler struct {
 	// RetryInterval is the first retry delay of a failing Workplace; it doubles with
 	// every failure in a row, up to 15 minutes.
 	RetryInterval time.Duration
+	// Functional, when set, makes the controller run the checks of `platzwart check`
+	// after each successful reconcile that changed something, and at least every
+	// FunctionalInterval, and report them as the Functional condition.
+	Functional *check.Options
+	// FunctionalInterval is how often the checks run without a change (default 10m).
+	FunctionalInterval time.Duration
 	// Log is the logger.
 	Log logr.Logger
 
@@ -217,11 +228,54 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 	meta.RemoveStatusCondition(&w.Status.Conditions, ConditionStalled)
 	meta.RemoveStatusCondition(&w.Status.Conditions, ConditionReconciling)
 	w.Status.Failures = 0
+	r.functional(ctx, w, p, cat, rep.Locked)
 	if revision != "" && revision != w.Status.LastAppliedRevision {
 		r.record(w, revision, started, true, "")
 		w.Status.LastAppliedRevision = revision
 	}
 	return ctrl.Result{RequeueAfter: r.Requeue}, nil
+}
+
+// functional runs the checks of `platzwart check` and sets the Functional condition,
+// after a reconcile that changed something, when the condition is missing or for an
+// older generation, or when it is older than FunctionalInterval. The checks are
+// bounded (each probe by its timeout, all of them by a minute) and their outcome
+// never changes Ready.
+func (r *WorkplaceReconciler) functional(ctx context.Context, w *v1alpha1.Workplace, p *plan.Plan, cat *catalog.Catalog, changed bool) {
+	if r.Functional == nil {
+		return
+	}
+	every := r.FunctionalInterval
+	if every <= 0 {
+		every = 10 * time.Minute
+	}
+	if c := meta.FindStatusCondition(w.Status.Conditions, ConditionFunctional); c != nil && !changed &&
+		c.ObservedGeneration == w.Generation && time.Since(c.LastTransitionTime.Time) < every && c.Status == metav1.ConditionTrue {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	rep, err := check.Run(cctx, p, cat, *r.Functional)
+	if err != nil {
+		setCondition(w, ConditionFunctional, metav1.ConditionUnknown, "CheckError", err.Error())
+		return
+	}
+	failed := rep.Failed()
+	if len(failed) == 0 {
+		setCondition(w, ConditionFunctional, metav1.ConditionTrue, "ChecksPassed",
+			fmt.Sprintf("%d checks passed through the public URLs", len(rep.Checks)))
+		return
+	}
+	msgs := make([]string, 0, len(failed))
+	for _, f := range failed {
+		msgs = append(msgs, fmt.Sprintf("%s %s: %s (%s)", f.Name, f.Target, f.Message, f.Reason))
+	}
+	reason := string(failed[0].Reason)
+	if reason == "" {
+		reason = "ChecksFailed"
+	}
+	setCondition(w, ConditionFunctional, metav1.ConditionFalse, reason,
+		fmt.Sprintf("%d of %d checks failed (run `platzwart check` for the fixes): %s", len(failed), len(rep.Checks), strings.Join(msgs, "; ")))
 }
 
 // failed records a failed attempt and schedules the retry with exponential backoff,
