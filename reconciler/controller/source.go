@@ -69,9 +69,9 @@ type loadedRepo struct {
 }
 
 // at returns the repository loaded at revision (nil when it is not loaded), the
-// load error when revision is the newest fetched and could not be loaded, and the
-// newest good repository.
-func (s *sourceState) at(revision string) (repo *load.Repository, loadErr error, newest *load.Repository) {
+// newest good repository, and the load error when revision is the newest fetched and
+// could not be loaded.
+func (s *sourceState) at(revision string) (repo, newest *load.Repository, loadErr error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, r := range s.repos {
@@ -85,14 +85,7 @@ func (s *sourceState) at(revision string) (repo *load.Repository, loadErr error,
 	if n := len(s.repos); n > 0 {
 		newest = s.repos[n-1].repo
 	}
-	return repo, loadErr, newest
-}
-
-// fetchError returns the last fetch error.
-func (s *sourceState) fetchError() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.fetchErr
+	return repo, newest, loadErr
 }
 
 // sourceLoop fetches the Git source on an interval and on webhook triggers, and

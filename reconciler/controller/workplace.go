@@ -329,7 +329,7 @@ func (r *WorkplaceReconciler) catalogFor(w *v1alpha1.Workplace, revision string)
 		file = fmt.Sprintf("workplace %s/%s", w.Namespace, w.Name)
 	}
 	if r.Source != nil && w.Labels[LabelSource] == r.Name {
-		repo, loadErr, newest := r.Source.at(revision)
+		repo, newest, loadErr := r.Source.at(revision)
 		if loadErr != nil {
 			return nil, file, fmt.Errorf("revision %s: %w", revision, loadErr)
 		}
