@@ -22,7 +22,7 @@ TEST_TIMEOUT ?= 60m
 
 include e2e/e2e.mk
 
-.PHONY: all build test unit lint fmt vet staticcheck helm-lint fuzz bench demo demo-down generate help
+.PHONY: all build test test-deps unit lint fmt vet staticcheck helm-lint fuzz bench demo demo-down generate help
 
 all: build
 
@@ -36,7 +36,11 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(PLATZWART) ./cmd/platzwart
 
 ## test: everything CI runs: lint, helm lint of every chart, unit and e2e tests, fuzzing
-test: lint helm-lint unit fuzz
+test: lint helm-lint test-deps unit fuzz
+
+## test-deps: Debian's PostgreSQL server binaries for the provisioning-script tests (installed when missing)
+test-deps:
+	@./hack/ensure-postgresql.sh
 
 ## unit: go test ./... (e2e packages start a local control plane, built on first use)
 unit:

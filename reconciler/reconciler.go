@@ -201,7 +201,7 @@ func (r *Reconciler) preflight(ctx context.Context, p *plan.Plan, steps []releas
 			change[s.Release] = true
 		}
 	}
-	return r.check(ctx, p, change, own)
+	return r.check(ctx, p, steps, change, own)
 }
 
 // Check runs the preflight on every release of p, as if each were installed or
@@ -220,13 +220,13 @@ func (r *Reconciler) Check(ctx context.Context, p *plan.Plan) error {
 			change[s.Release] = true
 		}
 	}
-	if err := r.check(ctx, p, change, own); err != nil {
+	if err := r.check(ctx, p, steps, change, own); err != nil {
 		return fmt.Errorf("workplace %s/%s: %w", p.Namespace, p.Workplace, err)
 	}
 	return nil
 }
 
-func (r *Reconciler) check(ctx context.Context, p *plan.Plan, change map[string]bool, own []string) error {
+func (r *Reconciler) check(ctx context.Context, p *plan.Plan, steps []release.Step, change map[string]bool, own []string) error {
 	opts := r.Render
 	if opts.Guard.Scope == nil {
 		opts.Guard.Scope = guard.RESTMapperScope(r.Cluster.Mapper)
@@ -235,7 +235,12 @@ func (r *Reconciler) check(ctx context.Context, p *plan.Plan, change map[string]
 	if err != nil {
 		return err
 	}
-	in := preflight.Input{Workplace: p.Workplace, Namespace: p.Namespace, Own: own}
+	in := preflight.Input{Workplace: p.Workplace, Namespace: p.Namespace, Own: own, Previous: map[string]string{}}
+	for _, s := range steps {
+		if m := s.CurrentManifest(); m != "" && change[s.Release] {
+			in.Previous[s.Release] = m
+		}
+	}
 	for _, m := range ms {
 		if change[m.Release] {
 			in.Manifests = append(in.Manifests, m)

@@ -164,7 +164,13 @@ func newPlanCommand(g *globalFlags) *cobra.Command {
 			eng := release.New(c, release.Options{})
 			var entries []planEntry
 			for _, r := range results {
-				steps, err := eng.Decide(cmd.Context(), r.plan)
+				// Digests cover the content versions of the Secrets each release uses, as
+				// apply computes them; without them every release would look changed.
+				p, err := reconciler.WithSecretVersions(cmd.Context(), c, r.plan)
+				if err != nil {
+					return err
+				}
+				steps, err := eng.Decide(cmd.Context(), p)
 				if err != nil {
 					return err
 				}

@@ -259,7 +259,7 @@ func TestInstall(t *testing.T) {
 		"controller", "--name=t1", "--namespace=" + ns, "--leader-elect",
 		"--repo=" + testRepo, "--branch=main", "--path=.", "--interval=1m",
 		"--cache-dir=/var/cache/platzwart/git", "--requeue=10m", "--concurrency=4", "--parallelism=4",
-		"--metrics-addr=:8080", "--probe-addr=:8081", "--webhook-addr=:9292", "--log-format=json",
+		"--metrics-addr=:8080", "--probe-addr=:8081", "--webhook-addr=:9292", "--log-format=json", "--shutdown-grace=300s", "--retry-interval=30s",
 	}
 	if got := pod.Containers[0].Args; !slices.Equal(got, wantArgs) {
 		t.Errorf("controller args:\n got %q\nwant %q", got, wantArgs)

@@ -15,6 +15,7 @@ import (
 func newRotateCommand(g *globalFlags) *cobra.Command {
 	var (
 		component, secret, reason string
+		force                     bool
 		parallelism               int
 		grace, lockTimeout        time.Duration
 	)
@@ -32,7 +33,13 @@ consumers' pods roll with the new value.
 The Secret keeps what it was rotated for and when in the annotations
 platzwart.io/rotation-reason and platzwart.io/rotated-at, and an Event
 (reason SecretRotated) says which keys were rotated and why. Values are never printed.
-Secrets made by hand are refused: rotate them where they are made.`,
+Secrets made by hand are refused: rotate them where they are made.
+
+By default only what platzwart provisions again on every upgrade is rotated: the
+component's database passwords and its OIDC client secret. A component's own Secrets
+(an admin password, a signing key) may be read by the component only when it first
+initialises (Keycloak's bootstrap admin, PostgreSQL's superuser set by initdb), so a
+new value could lock it out: they are refused unless --force.`,
 		Example: `  platzwart rotate examples/workplace --component keycloak --secret demo-keycloak-db-keycloak
   platzwart rotate examples/workplace --component jitsi --reason "annual rotation"`,
 		Args: cobra.MaximumNArgs(1),
@@ -53,7 +60,7 @@ Secrets made by hand are refused: rotate them where they are made.`,
 			failed := 0
 			for _, r := range results {
 				p := r.plan
-				which, err := secrets.Select(p, component, secret)
+				which, err := secrets.Select(p, component, secret, force)
 				if err != nil {
 					selectErrs = append(selectErrs, err.Error())
 					continue
@@ -93,6 +100,7 @@ Secrets made by hand are refused: rotate them where they are made.`,
 	fl := cmd.Flags()
 	fl.StringVar(&component, "component", "", "component whose generated Secrets are rotated (required)")
 	fl.StringVar(&secret, "secret", "", "rotate only this Secret of the component")
+	fl.BoolVar(&force, "force", false, "also rotate a component's own Secrets (admin passwords, keys), which the component may take up only when it first starts: they can lock it out")
 	fl.StringVar(&reason, "reason", "rotated on request (platzwart rotate)", "why: recorded on the Secret and in its Event")
 	fl.IntVar(&parallelism, "parallelism", 4, "releases acted on at once")
 	fl.DurationVar(&grace, "grace", 2*time.Minute, "after Ctrl-C or SIGTERM, how long Helm actions in progress may finish")

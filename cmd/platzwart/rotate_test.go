@@ -103,6 +103,24 @@ spec:
 		t.Errorf("keycloak's pod template annotation %q → %q: want a change so its pods roll", a0, a1)
 	}
 
+	// A component's own Secret (Keycloak's bootstrap admin password) is refused
+	// without --force, and nothing is changed.
+	admin0, err := cs.CoreV1().Secrets(ns).Get(t.Context(), "demo-keycloak-admin", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCLI(t, append([]string{"rotate", dir, "--component", "keycloak", "--secret", "demo-keycloak-admin"}, kc...)...)
+	if err == nil || !strings.Contains(err.Error(), "lock the component out") {
+		t.Errorf("rotating keycloak's admin password without --force: %v, want a refusal", err)
+	}
+	admin1, err := cs.CoreV1().Secrets(ns).Get(t.Context(), "demo-keycloak-admin", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if admin1.ResourceVersion != admin0.ResourceVersion {
+		t.Error("a refused rotation changed keycloak's admin Secret")
+	}
+
 	// A Secret made by hand is never rotated.
 	hand := after.DeepCopy()
 	delete(hand.Annotations, secrets.AnnotationGenerated)

@@ -140,12 +140,15 @@ func signedCommit(t *testing.T, repo *gitRepo, content string, key *openpgp.Enti
 func TestLeaderElection(t *testing.T) {
 	c := cluster.FromTest(t)
 	ns := c.NewNamespace(t)
+	// The leader election Lease lives in the controller's namespace, which Workplaces
+	// may not use.
+	ctl := c.NewNamespace(t)
 	repo := newGitRepo(t, workplaceDoc(t, ns, nil))
 	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry()}
 	for _, reg := range regs {
 		runController(t, c, controller.Options{
 			Name:           "ha",
-			Namespace:      ns,
+			Namespace:      ctl,
 			Source:         source.Options{URL: repo.url, Ref: source.Ref{Branch: "main"}, CacheDir: t.TempDir()},
 			Interval:       time.Second,
 			LeaderElection: true,

@@ -12,19 +12,24 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 
+	jsonpatch "github.com/evanphx/json-patch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/platzwart/platzwart/reconciler/kube"
@@ -128,6 +133,10 @@ type Input struct {
 	// Own are the names of every release of the workplace (planned or to be
 	// uninstalled): hosts and ports their objects hold are not conflicts.
 	Own []string
+	// Previous maps a release being upgraded to the manifest of its current revision:
+	// an existing object is dry-run with the patch Helm's upgrade will send, computed
+	// from that manifest, the new object and the live one.
+	Previous map[string]string
 }
 
 // item is one object to check.
@@ -138,6 +147,8 @@ type item struct {
 	// namespaced is false for cluster-scoped kinds.
 	namespaced bool
 	gvr        schema.GroupVersionResource
+	// previous is the object in the release's current revision (nil when new).
+	previous *unstructured.Unstructured
 }
 
 func (it item) id() Object {
@@ -165,7 +176,12 @@ func (c *Checker) Check(ctx context.Context, in Input) error {
 	if err != nil {
 		return err
 	}
+	previous, err := previousObjects(in.Previous)
+	if err != nil {
+		return err
+	}
 	for _, it := range items {
+		it.previous = previous[it.rel.Release][objectKey(it.obj)]
 		f, err := c.dryRun(ctx, it, nsExists)
 		if err != nil {
 			return err
@@ -322,14 +338,76 @@ func (c *Checker) dryRun(ctx context.Context, it item, nsExists bool) ([]Finding
 		if f, bad := ownerFinding(it, live); bad {
 			return []Finding{f}, nil
 		}
-		obj.SetManagedFields(nil)
-		obj.SetResourceVersion("")
-		err = c.Cluster.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.DryRunAll, client.ForceOwnership, client.FieldOwner(FieldManager))
+		var patch []byte
+		var pt types.PatchType
+		if patch, pt, err = helmPatch(it.previous, obj, live); err != nil {
+			return nil, fmt.Errorf("preflight: patch for %s: %w", it.id(), err)
+		}
+		err = c.Cluster.Client.Patch(ctx, live, client.RawPatch(pt, patch), client.DryRunAll, client.FieldOwner(FieldManager))
 	}
 	if err != nil {
 		return []Finding{it.finding(CheckDryRun, reason(err))}, nil
 	}
 	return nil, nil
+}
+
+// helmPatch computes the patch Helm v3's upgrade sends for an existing object
+// (helm.sh/helm/v3 pkg/kube/client.go createPatch): for the built-in kinds a
+// three-way strategic merge patch from the previous revision's object, the new one
+// and the live one, so list entries the chart dropped (a renamed port) are removed;
+// for other kinds a JSON merge patch from the previous object to the new one.
+// Server-side apply under another field manager would keep the entries Helm owns and
+// report duplicates that Helm's upgrade never creates.
+func helmPatch(previous, target, live *unstructured.Unstructured) ([]byte, types.PatchType, error) {
+	oldData := []byte("null")
+	if previous != nil {
+		var err error
+		if oldData, err = json.Marshal(previous.Object); err != nil {
+			return nil, "", err
+		}
+	}
+	newData, err := json.Marshal(target.Object)
+	if err != nil {
+		return nil, "", err
+	}
+	typed, err := clientgoscheme.Scheme.New(target.GroupVersionKind())
+	if err != nil {
+		// Not a built-in kind: Helm's generic JSON merge patch.
+		patch, err := jsonpatch.CreateMergePatch(oldData, newData)
+		return patch, types.MergePatchType, err
+	}
+	liveData, err := json.Marshal(live.Object)
+	if err != nil {
+		return nil, "", err
+	}
+	meta, err := strategicpatch.NewPatchMetaFromStruct(typed)
+	if err != nil {
+		return nil, "", err
+	}
+	patch, err := strategicpatch.CreateThreeWayMergePatch(oldData, newData, liveData, meta, true)
+	return patch, types.StrategicMergePatchType, err
+}
+
+// objectKey identifies an object within a release: kind and name (a release's
+// objects live in its namespace; Helm's stored manifest often names none).
+func objectKey(o *unstructured.Unstructured) string {
+	return o.GroupVersionKind().GroupKind().String() + "/" + o.GetName()
+}
+
+// previousObjects decodes the previous manifests, per release and object.
+func previousObjects(manifests map[string]string) (map[string]map[string]*unstructured.Unstructured, error) {
+	out := map[string]map[string]*unstructured.Unstructured{}
+	for rel, m := range manifests {
+		objs, err := decode(m)
+		if err != nil {
+			return nil, fmt.Errorf("preflight: the current revision of %s: %w", rel, err)
+		}
+		out[rel] = map[string]*unstructured.Unstructured{}
+		for _, o := range objs {
+			out[rel][objectKey(o)] = o
+		}
+	}
+	return out, nil
 }
 
 // ownerFinding reports an existing object Helm would refuse to take over for this

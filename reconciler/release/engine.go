@@ -110,6 +110,15 @@ type Step struct {
 // (and rolls it back when it is not).
 func (s Step) Unconfirmed() bool { return s.unconfirmed }
 
+// CurrentManifest returns the manifest of the release's newest revision in Helm's
+// storage ("" when it is not installed): what Helm's upgrade patches from.
+func (s Step) CurrentManifest() string {
+	if s.current == nil || s.current.latest == nil {
+		return ""
+	}
+	return s.current.latest.Manifest
+}
+
 // Planned returns the planned release of a step (nil for an uninstall).
 func (s Step) Planned() *plan.Release { return s.planned }
 

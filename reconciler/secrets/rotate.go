@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/platzwart/platzwart/reconciler/contract"
 	"github.com/platzwart/platzwart/reconciler/plan"
 )
 
@@ -37,9 +38,35 @@ type Rotation struct {
 	Reason string `json:"reason"`
 }
 
+// Reprovisioned reports whether the value of a planned Secret is applied again by
+// platzwart's own wiring on every upgrade, so that a new value rolls out without a
+// lockout: a consumer's database password (the PostgreSQL provisioning hook sets it)
+// and a consumer's OIDC client secret (the identity provider's configuration hook sets
+// it). A component's own Secrets (admin passwords, signing keys, the TLS certificate)
+// may be taken up only when the component first initialises (a bootstrap admin
+// password, a database superuser password set by initdb): rotating those can lock the
+// component out.
+func Reprovisioned(p *plan.Plan, s plan.Secret) bool {
+	if s.Component == "" {
+		return false
+	}
+	rel := contract.ReleaseName(p.Workplace, s.Component)
+	if s.Name == contract.OIDCClientSecret(rel).Name {
+		return true
+	}
+	return isDatabasePassword(rel, s)
+}
+
+func isDatabasePassword(rel string, s plan.Secret) bool {
+	db, ok := strings.CutPrefix(s.Name, rel+"-db-")
+	return ok && db != "" && s.Name == contract.DatabasePasswordSecret(rel, db).Name
+}
+
 // Select returns the planned Secrets of component, or the one named secret of it.
-// It fails naming what exists when nothing matches.
-func Select(p *plan.Plan, component, secret string) ([]plan.Secret, error) {
+// Unless force is set, only Secrets platzwart re-provisions on every upgrade are
+// selected ([Reprovisioned]); naming another one is an error saying why. It fails
+// naming what exists when nothing matches.
+func Select(p *plan.Plan, component, secret string, force bool) ([]plan.Secret, error) {
 	var of []plan.Secret
 	for _, s := range p.Secrets {
 		if s.Component == component {
@@ -58,14 +85,35 @@ func Select(p *plan.Plan, component, secret string) ([]plan.Secret, error) {
 			p.Namespace, p.Workplace, component, strings.Join(comps, ", "))
 	}
 	if secret == "" {
-		return of, nil
+		if force {
+			return of, nil
+		}
+		var other []string
+		var out []plan.Secret
+		for _, s := range of {
+			if Reprovisioned(p, s) {
+				out = append(out, s)
+			} else {
+				other = append(other, s.Name)
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("workplace %s/%s: component %q has no Secret platzwart re-provisions on upgrade (%s are taken up by the component itself, possibly only when it first starts: rotating them can lock it out; name one with --secret and --force if you know it is safe)",
+				p.Namespace, p.Workplace, component, strings.Join(other, ", "))
+		}
+		return out, nil
 	}
 	var names []string
 	for _, s := range of {
-		if s.Name == secret {
-			return []plan.Secret{s}, nil
+		if s.Name != secret {
+			names = append(names, s.Name)
+			continue
 		}
-		names = append(names, s.Name)
+		if !force && !Reprovisioned(p, s) {
+			return nil, fmt.Errorf("workplace %s/%s: Secret %q is component %q's own and taken up by the component itself, possibly only when it first starts (a bootstrap admin password, a key): rotating it can lock the component out; rotate it with the component's own procedure, or pass --force if you know the component takes the new value on restart",
+				p.Namespace, p.Workplace, secret, component)
+		}
+		return []plan.Secret{s}, nil
 	}
 	return nil, fmt.Errorf("workplace %s/%s: component %q has no generated Secret %q (it has: %s)",
 		p.Namespace, p.Workplace, component, secret, strings.Join(names, ", "))
