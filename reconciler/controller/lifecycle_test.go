@@ -912,3 +912,106 @@ func TestFunctionalNeverBlocksReady(t *testing.T) {
 		t.Errorf("kstatus %s: a failing Functional condition must not change the Workplace's health", got)
 	}
 }
+
+// TestCLIApplyAndControllerTogether: `platzwart apply` upgrades a workplace the
+// controller also reconciles, and a Deployment is edited by hand meanwhile. While the
+// CLI holds the workplace's Lease the controller writes nothing (its upgrade is not
+// reverted, the hand edit waits); once the CLI is done, the controller brings the
+// workplace back to what Git says, in one consistent history without rollbacks.
+func TestCLIApplyAndControllerTogether(t *testing.T) {
+	t.Parallel()
+	c := cluster.FromTest(t)
+	cs := clientsetOf(t, c)
+	ns := c.NewNamespace(t)
+	bin := buildPlatzwart(t)
+	doc := workplaceDoc(t, ns, uniqueDomain(ns))
+	repo := newGitRepo(t, doc)
+	head := repo.git("rev-parse", "HEAD")
+	startController(t, c, controller.Options{
+		Name:     "together",
+		Selector: testSelector(t, ns),
+		Source:   source.Options{URL: repo.url, Ref: source.Ref{Branch: "main"}, CacheDir: t.TempDir()},
+		Interval: time.Hour,
+		Requeue:  time.Second,
+	})
+	cl := workplaceClient(t, c)
+	waitWorkplace(t, cl, ns, "demo", "Ready", 3*time.Minute, readyAt(head))
+	before := snapshot(t, cs, ns)
+
+	// The CLI applies a local change whose valkey waits for a node.
+	label := "platzwart.io/together-" + ns
+	dir := t.TempDir()
+	local := workplaceDoc(t, ns, merge(uniqueDomain(ns), map[string]string{"  dataPolicy: Retain\n": "  dataPolicy: Retain\n" + unschedulableUntil(label)}))
+	if err := os.WriteFile(filepath.Join(dir, "workplace.yaml"), []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	apply := exec.CommandContext(t.Context(), bin, "apply", dir, "--kubeconfig", c.KubeconfigPath())
+	out := &strings.Builder{}
+	apply.Stdout, apply.Stderr = out, out
+	if err := apply.Start(); err != nil {
+		t.Fatal(err)
+	}
+	applied := make(chan error, 1)
+	go func() { applied <- apply.Wait() }()
+	waitRevision(t, ns, "demo-valkey", 2)
+
+	// A hand edit while the CLI holds the lease.
+	deps, err := cs.AppsV1().Deployments(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(deps.Items) < 2 {
+		t.Fatalf("deployments: %v", err)
+	}
+	edited := ""
+	for _, d := range deps.Items {
+		if d.Name != "demo-valkey" && ptr.Deref(d.Spec.Replicas, 0) == 1 {
+			edited = d.Name
+			break
+		}
+	}
+	scale := []byte(`{"spec":{"replicas":2}}`)
+	if _, err := cs.AppsV1().Deployments(ns).Patch(t.Context(), edited, types.MergePatchType, scale, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second) // several controller cycles
+	if r := latest(t, ns, "demo-valkey"); r.version != 2 {
+		t.Fatalf("while the CLI held the lease demo-valkey went to %+v: the controller acted on it", r)
+	}
+	if d, _ := cs.AppsV1().Deployments(ns).Get(t.Context(), "demo-valkey", metav1.GetOptions{}); d == nil || d.Spec.Template.Spec.NodeSelector[label] != "yes" {
+		t.Fatal("the controller reverted the CLI's upgrade while the CLI held the lease")
+	}
+	if d, _ := cs.AppsV1().Deployments(ns).Get(t.Context(), edited, metav1.GetOptions{}); d == nil || ptr.Deref(d.Spec.Replicas, 0) != 2 {
+		t.Fatal("the controller corrected drift while the CLI held the lease")
+	}
+
+	labelNode(t, cs, label)
+	select {
+	case err := <-applied:
+		if err != nil {
+			t.Fatalf("platzwart apply: %v\n%s", err, out)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("platzwart apply did not finish:\n%s", out)
+	}
+	t.Logf("apply:\n%s", out)
+
+	// Git wins again, consistently: valkey without the CLI's change, the edit undone.
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		v, err1 := cs.AppsV1().Deployments(ns).Get(ctx, "demo-valkey", metav1.GetOptions{})
+		e, err2 := cs.AppsV1().Deployments(ns).Get(ctx, edited, metav1.GetOptions{})
+		return err1 == nil && err2 == nil && v.Spec.Template.Spec.NodeSelector[label] == "" && ptr.Deref(e.Spec.Replicas, 0) == 1, nil
+	})
+	if err != nil {
+		t.Fatalf("the controller did not bring the workplace back to Git after the CLI: %v", err)
+	}
+	var r revision
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		r = latest(t, ns, "demo-valkey")
+		return r.ready, nil
+	})
+	if err != nil || r.version != 3 {
+		t.Errorf("demo-valkey: %+v; want revision 3 (Git's state after the CLI's revision 2), ready", r)
+	}
+	waitWorkplace(t, cl, ns, "demo", "Ready at Git's revision", time.Minute, func(w *v1alpha1.Workplace) bool {
+		return readyNow(w) && meta.FindStatusCondition(w.Status.Conditions, "Reconciling") == nil
+	})
+	assertKept(t, cs, ns, before)
+}
