@@ -1,12 +1,9 @@
 package reconciler_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/platzwart/platzwart/e2e/cluster"
 	"github.com/platzwart/platzwart/reconciler/release"
 )
 
@@ -25,12 +21,7 @@ import (
 // confirms it once it is ready.
 func TestCtrlCDuringUpgradeRollsNothingBack(t *testing.T) {
 	e := newEnv(t)
-	bin := filepath.Join(t.TempDir(), "platzwart")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "../cmd/platzwart")
-	build.Env = append(os.Environ(), "GOTOOLCHAIN=auto")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building platzwart: %v\n%s", err, out)
-	}
+	bin := buildCLI(t)
 	e.reconcile(e.plan(e.workplaceDir(nil, nil)))
 
 	label := "platzwart.io/ctrl-c-" + e.ns
@@ -43,27 +34,7 @@ func TestCtrlCDuringUpgradeRollsNothingBack(t *testing.T) {
             value: {"` + label + `": "yes"}
 `
 	dir := e.workplaceDir(map[string]string{"  dataPolicy: Retain\n": "  dataPolicy: Retain\n" + patch}, nil)
-	cmd := exec.CommandContext(t.Context(), bin, "apply", dir, "--kubeconfig", cluster.FromTest(t).KubeconfigPath())
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	scan := bufio.NewScanner(stderr)
-	waiting := false
-	for scan.Scan() {
-		line := scan.Text()
-		t.Log("apply: " + line)
-		if strings.Contains(line, "demo-valkey") && strings.Contains(line, " wait ") {
-			waiting = true
-			break
-		}
-	}
-	if !waiting {
-		t.Fatal("apply ended before waiting for demo-valkey")
-	}
+	cmd, scan := applyUntilWaiting(t, bin, dir, "demo-valkey")
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -73,7 +44,7 @@ func TestCtrlCDuringUpgradeRollsNothingBack(t *testing.T) {
 		rest.WriteString(scan.Text() + "\n")
 	}
 	t.Log("apply after Ctrl-C:\n" + rest.String())
-	err = cmd.Wait()
+	err := cmd.Wait()
 	took := time.Since(start)
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) {

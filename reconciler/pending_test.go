@@ -6,6 +6,7 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	helmrelease "helm.sh/helm/v3/pkg/release"
 
+	"github.com/platzwart/platzwart/reconciler"
 	"github.com/platzwart/platzwart/reconciler/plan"
 	"github.com/platzwart/platzwart/reconciler/postrender"
 	"github.com/platzwart/platzwart/reconciler/release"
@@ -41,6 +42,11 @@ func helmUpgradeOnly(t *testing.T, e *env, p *plan.Plan, name string) {
 	t.Helper()
 	cfg := &action.Configuration{}
 	if err := cfg.Init(e.cluster.Getter(e.ns), e.ns, "secret", func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	// The plan as the reconciler sees it: digests include the Secrets' versions.
+	p, err := reconciler.WithSecretVersions(t.Context(), e.cluster, p)
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, rel := range p.Releases {

@@ -663,40 +663,14 @@ func TestAPIServerRestartMidReconcile(t *testing.T) {
 // recovers: the interrupted revision is rolled back and the workplace is ready again.
 func TestKilledMidUpgradeRecovered(t *testing.T) {
 	e := newEnv(t)
-	bin := filepath.Join(t.TempDir(), "platzwart")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "../cmd/platzwart")
-	build.Env = append(os.Environ(), "GOTOOLCHAIN=auto")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building platzwart: %v\n%s", err, out)
-	}
+	bin := buildCLI(t)
 	slow := strings.Replace(slowComponent(t), "timeout: 5s", "timeout: 20s", 1)
 	extra := map[string]string{"components/valkey/component.yaml": slow}
 	e.reconcile(e.plan(e.workplaceDir(nil, extra)))
 
 	dir := e.workplaceDir(map[string]string{"  dataPolicy: Retain\n": "  dataPolicy: Retain\n" + unschedulable}, extra)
-	kubeconfig := cluster.FromTest(t).KubeconfigPath()
-	cmd := exec.CommandContext(t.Context(), bin, "apply", dir, "--kubeconfig", kubeconfig)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Kill it once it waits for the upgraded valkey (Helm has recorded the revision).
-	scan := bufio.NewScanner(stderr)
-	waiting := false
-	for scan.Scan() {
-		line := scan.Text()
-		t.Log("apply: " + line)
-		if strings.Contains(line, "demo-valkey") && strings.Contains(line, " wait ") {
-			waiting = true
-			break
-		}
-	}
-	if !waiting {
-		t.Fatal("apply ended before waiting for demo-valkey")
-	}
+	cmd, _ := applyUntilWaiting(t, bin, dir, "demo-valkey")
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -718,6 +692,42 @@ func TestKilledMidUpgradeRecovered(t *testing.T) {
 			t.Errorf("%s not ready after recovery: %s", s.Component, s.Message)
 		}
 	}
+}
+
+// buildCLI builds the platzwart binary for a test.
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "platzwart")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "../cmd/platzwart")
+	build.Env = append(os.Environ(), "GOTOOLCHAIN=auto")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building platzwart: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// applyUntilWaiting starts `platzwart apply dir` and returns once it waits for rel to
+// become ready, with the scanner of the rest of its progress output.
+func applyUntilWaiting(t *testing.T, bin, dir, rel string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), bin, "apply", dir, "--kubeconfig", cluster.FromTest(t).KubeconfigPath())
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	scan := bufio.NewScanner(stderr)
+	for scan.Scan() {
+		line := scan.Text()
+		t.Log("apply: " + line)
+		if strings.Contains(line, rel) && strings.Contains(line, " wait ") {
+			return cmd, scan
+		}
+	}
+	t.Fatalf("apply ended before waiting for %s", rel)
+	return nil, nil
 }
 
 // revisionsAndReady returns the releases of the test's workplace.

@@ -128,35 +128,7 @@ func workplaceDoc(t testing.TB, ns string, replace map[string]string) string {
 // runController starts the controller against the test cluster until the test ends.
 func runController(t testing.TB, c *cluster.Cluster, opts controller.Options) {
 	t.Helper()
-	opts.Cluster = kube.Options{Kubeconfig: c.KubeconfigPath()}
-	if opts.MetricsAddr == "" {
-		opts.MetricsAddr = "0"
-	}
-	opts.ProbeAddr = "0"
-	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
-	}
-	kc, err := kube.Connect(opts.Cluster)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := controller.InstallCRD(t.Context(), kc); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- controller.Run(ctx, opts) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("controller: %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("controller did not stop within a minute")
-		}
-	})
+	startController(t, c, opts)
 }
 
 // client returns a client that reads Workplaces.

@@ -41,10 +41,13 @@ import (
 
 // startController starts the controller in process and returns a function that
 // stops it (as SIGTERM does: the context is cancelled) and waits until it returned.
-func startController(t *testing.T, c *cluster.Cluster, opts controller.Options) (stop func()) {
+func startController(t testing.TB, c *cluster.Cluster, opts controller.Options) (stop func()) {
 	t.Helper()
 	opts.Cluster = kube.Options{Kubeconfig: c.KubeconfigPath()}
-	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
+	if opts.MetricsAddr == "" {
+		opts.MetricsAddr = "0"
+	}
+	opts.ProbeAddr = "0"
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}

@@ -542,10 +542,10 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			if ierr := interrupted(ctx, wctx, rel.Name, version, err); ierr != nil {
 				return version, false, nil, ierr
 			}
-			if s.current == nil || s.current.lastGood == nil {
+			if s.current == nil || s.current.rollbackTarget() == nil {
 				return 0, false, nil, fmt.Errorf("upgrade: %w", err)
 			}
-			return e.rollback(ctx, wctx, cfg, s, start, err, s.current.lastGood)
+			return e.rollback(ctx, wctx, cfg, s, start, err, s.current.rollbackTarget())
 		}
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
 		return out.Version, true, nil, markReady(cfg, rel.Name, out.Version)

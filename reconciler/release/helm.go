@@ -87,6 +87,18 @@ type deployed struct {
 	lastGood *release.Release
 	// previous is the newest deployed or superseded revision older than latest.
 	previous *release.Release
+	// lastReady is the newest deployed or superseded revision platzwart saw ready
+	// (LabelReady): what a failed upgrade rolls back to, rather than a revision that
+	// was deployed by an interrupted apply and never became ready.
+	lastReady *release.Release
+}
+
+// rollbackTarget returns the revision a failed upgrade goes back to.
+func (d *deployed) rollbackTarget() *release.Release {
+	if d.lastReady != nil {
+		return d.lastReady
+	}
+	return d.lastGood
 }
 
 // listWorkplace returns the releases in namespace labelled with the workplace, by
@@ -121,6 +133,9 @@ func listWorkplace(cfg *action.Configuration, workplace string) (map[string]*dep
 		d.latest = r
 		if r.Info != nil && (r.Info.Status == release.StatusDeployed || r.Info.Status == release.StatusSuperseded) {
 			d.lastGood = r
+			if r.Labels[LabelReady] == "true" {
+				d.lastReady = r
+			}
 		}
 	}
 	return out, nil
