@@ -8,7 +8,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fluxcd/pkg/apis/kustomize"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/platzwart/platzwart/reconciler/catalog"
 	"github.com/platzwart/platzwart/reconciler/load"
@@ -45,6 +47,9 @@ func WorkplaceCredentials(w *load.Workplace, cat *catalog.Catalog) []Warning {
 	for _, f := range scanValues(w.Spec.Values) {
 		out = append(out, Warning{File: w.File, Document: w.Label(), Finding: Finding{Field: "spec.values." + f.Field, Why: f.Why}})
 	}
+	for _, f := range scanPatches(w.Spec.Patches) {
+		out = append(out, Warning{File: w.File, Document: w.Label(), Finding: Finding{Field: "spec.patches." + f.Field, Why: f.Why}})
+	}
 	seen := map[string]bool{}
 	for name := w.Spec.Profile; name != "" && !seen[name]; {
 		seen[name] = true
@@ -74,6 +79,29 @@ func scanValues(values map[string]apiextensionsv1.JSON) []Finding {
 			continue // the plan reports invalid values
 		}
 		out = append(out, Credentials(v, n)...)
+	}
+	return out
+}
+
+// scanPatches scans the kustomize patches of each component: a patch can put a literal
+// into an env list or a ConfigMap as easily as values can. A patch is YAML or JSON
+// (a strategic merge patch or a JSON 6902 operation list); one that does not parse is
+// reported by the render.
+func scanPatches(patches map[string][]kustomize.Patch) []Finding {
+	names := make([]string, 0, len(patches))
+	for n := range patches {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []Finding
+	for _, n := range names {
+		for i, p := range patches[n] {
+			var v any
+			if err := yaml.Unmarshal([]byte(p.Patch), &v); err != nil {
+				continue
+			}
+			out = append(out, Credentials(v, fmt.Sprintf("%s[%d].patch", n, i))...)
+		}
 	}
 	return out
 }

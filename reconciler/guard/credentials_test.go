@@ -103,6 +103,13 @@ spec:
     nextcloud:
       extraEnv:
       - {name: SMTP_PASSWORD, value: "do-not-print-me"}
+  patches:
+    keycloak:
+      - target: {kind: Deployment, name: demo-keycloak}
+        patch: |
+          - op: add
+            path: /spec/template/spec/containers/0/env/-
+            value: {name: LDAP_BIND_PASSWORD, value: "do-not-print-me-in-a-patch"}
 `,
 		"profiles/leaky.yaml": `apiVersion: platzwart.io/v1alpha1
 kind: Profile
@@ -133,6 +140,7 @@ spec:
 	}
 	want := []string{
 		`workplace.yaml: Workplace "demo": spec.values.nextcloud.extraEnv[0].value: looks like a credential literal (the value of "SMTP_PASSWORD"); keep credentials out of Git: reference a Secret instead (valueFrom.secretKeyRef in env lists, or the chart's existingSecret-style value)`,
+		`workplace.yaml: Workplace "demo": spec.patches.keycloak[0].patch[0].value.value: looks like a credential literal (the value of "LDAP_BIND_PASSWORD"); keep credentials out of Git: reference a Secret instead (valueFrom.secretKeyRef in env lists, or the chart's existingSecret-style value)`,
 		`profiles/leaky.yaml: Profile "leaky": spec.values.keycloak.adminPassword: looks like a credential literal (key "adminPassword"); keep credentials out of Git: reference a Secret instead (valueFrom.secretKeyRef in env lists, or the chart's existingSecret-style value)`,
 	}
 	if !reflect.DeepEqual(msgs, want) {
