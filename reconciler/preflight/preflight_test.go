@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -40,49 +37,18 @@ func TestMain(m *testing.M) {
 	os.Exit(cluster.RunTests(m))
 }
 
-// mutations records the requests that could change the cluster (dry runs excluded).
-type mutations struct {
-	mu   sync.Mutex
-	reqs []string
-}
-
-func (c *mutations) wrap(cfg *rest.Config) *rest.Config {
-	cfg = rest.CopyConfig(cfg)
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripper(func(req *http.Request) (*http.Response, error) {
-			if req.Method != http.MethodGet && req.Method != http.MethodHead && !strings.Contains(req.URL.RawQuery, "dryRun=") {
-				c.mu.Lock()
-				c.reqs = append(c.reqs, req.Method+" "+req.URL.Path)
-				c.mu.Unlock()
-			}
-			return rt.RoundTrip(req)
-		})
-	})
-	return cfg
-}
-
-func (c *mutations) list() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.reqs)
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 type env struct {
 	t       *testing.T
 	cluster *kube.Cluster
 	rec     *reconciler.Reconciler
-	writes  *mutations
+	writes  *cluster.Writes
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	c := cluster.FromTest(t)
-	w := &mutations{}
-	kc, err := kube.Connect(kube.Options{Kubeconfig: c.KubeconfigPath(), WrapConfig: w.wrap})
+	w := &cluster.Writes{}
+	kc, err := kube.Connect(kube.Options{Kubeconfig: c.KubeconfigPath(), WrapConfig: w.Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +133,7 @@ func (e *env) snapshot(ns string) []string {
 func (e *env) refused(p *plan.Plan) *preflight.Error {
 	e.t.Helper()
 	before := e.snapshot(p.Namespace)
-	start := len(e.writes.list())
+	start := len(e.writes.List())
 	_, err := e.rec.Reconcile(e.t.Context(), p)
 	var pe *preflight.Error
 	if !errors.As(err, &pe) {
@@ -177,7 +143,7 @@ func (e *env) refused(p *plan.Plan) *preflight.Error {
 		e.t.Errorf("error %q does not say nothing was applied", err)
 	}
 	e.t.Logf("refused as expected:\n%v", err)
-	if w := e.writes.list()[start:]; len(w) > 0 {
+	if w := e.writes.List()[start:]; len(w) > 0 {
 		e.t.Errorf("a refused reconcile made mutating requests: %v", w)
 	}
 	after := e.snapshot(p.Namespace)

@@ -3,7 +3,6 @@ package secrets_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/platzwart/platzwart"
@@ -38,7 +36,7 @@ type healEnv struct {
 
 	mu     sync.Mutex
 	events []release.Event
-	writes []string
+	writes cluster.Writes
 }
 
 func newHealEnv(t *testing.T) *healEnv {
@@ -46,20 +44,7 @@ func newHealEnv(t *testing.T) *healEnv {
 	ctrllog.SetLogger(logr.Discard())
 	c := cluster.FromTest(t)
 	e := &healEnv{t: t, ns: c.NewNamespace(t)}
-	kc, err := kube.Connect(kube.Options{Kubeconfig: c.KubeconfigPath(), WrapConfig: func(cfg *rest.Config) *rest.Config {
-		cfg = rest.CopyConfig(cfg)
-		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-			return rtFunc(func(req *http.Request) (*http.Response, error) {
-				if req.Method != http.MethodGet && req.Method != http.MethodHead && !strings.Contains(req.URL.RawQuery, "dryRun=") {
-					e.mu.Lock()
-					e.writes = append(e.writes, req.Method+" "+req.URL.Path)
-					e.mu.Unlock()
-				}
-				return rt.RoundTrip(req)
-			})
-		})
-		return cfg
-	}})
+	kc, err := kube.Connect(kube.Options{Kubeconfig: c.KubeconfigPath(), WrapConfig: e.writes.Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,10 +70,6 @@ spec:
 	return e
 }
 
-type rtFunc func(*http.Request) (*http.Response, error)
-
-func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 func (e *healEnv) plan() *plan.Plan {
 	e.t.Helper()
 	repo, err := load.Dir(e.dir, platzwart.Builtin(), "")
@@ -107,7 +88,8 @@ func (e *healEnv) plan() *plan.Plan {
 func (e *healEnv) reconcile() (*reconciler.Report, []release.Event, []string) {
 	e.t.Helper()
 	e.mu.Lock()
-	e.events, e.writes = nil, nil
+	e.events = nil
+	e.writes.Reset()
 	e.mu.Unlock()
 	ctx, cancel := context.WithTimeout(e.t.Context(), 5*time.Minute)
 	defer cancel()
@@ -123,7 +105,7 @@ func (e *healEnv) reconcile() (*reconciler.Report, []release.Event, []string) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return rep, append([]release.Event(nil), e.events...), append([]string(nil), e.writes...)
+	return rep, append([]release.Event(nil), e.events...), e.writes.List()
 }
 
 // state is what the test compares across a heal: the provisioning Job's UID and the
