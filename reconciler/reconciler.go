@@ -85,13 +85,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, p *plan.Plan) (*Report, erro
 	// Digests cover the content of the Secrets each release references, so a Secret
 	// regenerated or rotated upgrades its provider and rolls its consumers.
 	planned := p
-	p, err := withSecretVersions(ctx, sec, planned)
+	p, versions, err := withSecretVersions(ctx, sec, planned)
 	if err != nil {
 		return rep, err
 	}
 	steps, err := r.Engine.Decide(ctx, p)
 	if err != nil {
 		return rep, fmt.Errorf("workplace %s/%s: %w", p.Namespace, p.Workplace, err)
+	}
+	// A Secret that an installed component read only at its first start is never
+	// replaced by a new value: that would lock it out. Refused before anything is written.
+	if err := secrets.CheckLost(p, versions, installed(steps)); err != nil {
+		return rep, err
 	}
 	// Render every release and check the whole change against the cluster (server-side
 	// dry runs, hosts, NodePorts) before touching anything: a chart or patch that does
@@ -128,7 +133,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, p *plan.Plan) (*Report, erro
 	rep.Secrets = res.Changed()
 	if len(rep.Secrets) > 0 {
 		// Generated values are known now: digests and pod annotations take them in.
-		if p, err = withSecretVersions(ctx, sec, planned); err != nil {
+		if p, _, err = withSecretVersions(ctx, sec, planned); err != nil {
 			return rep, err
 		}
 		if steps, err = r.Engine.Decide(ctx, p); err != nil {
@@ -175,19 +180,32 @@ func graceContext(ctx context.Context, grace time.Duration) (context.Context, co
 // referencing them (only hashes; see secrets.WithVersions). It only reads. Whatever
 // compares a plan with the cluster (`platzwart plan`) must use it, as Reconcile does.
 func WithSecretVersions(ctx context.Context, c *kube.Cluster, p *plan.Plan) (*plan.Plan, error) {
-	return withSecretVersions(ctx, &secrets.Manager{Client: c.Clientset}, p)
+	out, _, err := withSecretVersions(ctx, &secrets.Manager{Client: c.Clientset}, p)
+	return out, err
 }
 
-func withSecretVersions(ctx context.Context, sec *secrets.Manager, p *plan.Plan) (*plan.Plan, error) {
+func withSecretVersions(ctx context.Context, sec *secrets.Manager, p *plan.Plan) (*plan.Plan, secrets.Versions, error) {
 	v, err := sec.Versions(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("workplace %s/%s: secrets: %w", p.Namespace, p.Workplace, err)
+		return nil, nil, fmt.Errorf("workplace %s/%s: secrets: %w", p.Namespace, p.Workplace, err)
 	}
 	out, err := secrets.WithVersions(p, v)
 	if err != nil {
-		return nil, fmt.Errorf("workplace %s/%s: secrets: %w", p.Namespace, p.Workplace, err)
+		return nil, nil, fmt.Errorf("workplace %s/%s: secrets: %w", p.Namespace, p.Workplace, err)
 	}
-	return out, nil
+	return out, v, nil
+}
+
+// installed reports which releases have a revision in Helm's storage, by the steps
+// Decide returned.
+func installed(steps []release.Step) func(string) bool {
+	set := make(map[string]bool, len(steps))
+	for _, s := range steps {
+		if s.Installed() {
+			set[s.Release] = true
+		}
+	}
+	return func(rel string) bool { return set[rel] }
 }
 
 // preflight renders the releases that change and checks them against the cluster

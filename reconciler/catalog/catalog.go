@@ -298,6 +298,11 @@ func (c *Catalog) validateComponent(comp *Component) []error {
 		if len(sec.Keys) == 0 {
 			errs = append(errs, bad(field+".keys", "at least one key is required"))
 		}
+		switch sec.TakenUp {
+		case "", TakenUpFirstStart, TakenUpStart:
+		default:
+			errs = append(errs, bad(field+".takenUp", "unknown value %q (known: %s, %s)", sec.TakenUp, TakenUpStart, TakenUpFirstStart))
+		}
 		for _, k := range sortedKeys(sec.Keys) {
 			g := sec.Keys[k]
 			if !secretKey.MatchString(k) {

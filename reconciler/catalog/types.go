@@ -136,7 +136,28 @@ type Secret struct {
 	Name string `json:"name"`
 	// Keys are the data keys and how each value is generated.
 	Keys map[string]Generator `json:"keys"`
+	// TakenUp says when the component reads the values: [TakenUpStart] or
+	// [TakenUpFirstStart] (the default).
+	TakenUp TakenUp `json:"takenUp,omitempty"`
 }
+
+// TakenUp says when a component takes up the values of one of its generated Secrets,
+// and so whether a new value (the Secret deleted by hand and regenerated, or rotated)
+// can roll out without locking anything out.
+type TakenUp string
+
+const (
+	// TakenUpFirstStart: the values are read only when the component first
+	// initialises its data (a bootstrap admin password, a key that encrypts stored
+	// data); afterwards the component keeps its own copy. A new value would not reach
+	// it, so platzwart never replaces a lost Secret of an installed component
+	// (secrets.LostError) and rotates one only with --force. The default.
+	TakenUpFirstStart TakenUp = "firstStart"
+	// TakenUpStart: the component applies the values every time its pods start (the
+	// chart passes them again, and sets them where the component stores them), so a new
+	// value rolls out with the restart platzwart causes.
+	TakenUpStart TakenUp = "start"
+)
 
 // Generator says how a secret value is generated.
 type Generator struct {

@@ -36,6 +36,7 @@ import (
 	"github.com/platzwart/platzwart/reconciler/load"
 	"github.com/platzwart/platzwart/reconciler/plan"
 	"github.com/platzwart/platzwart/reconciler/release"
+	"github.com/platzwart/platzwart/reconciler/secrets"
 )
 
 // Condition types of a Workplace, as kstatus reads them.
@@ -191,7 +192,14 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 	rep, err := r.Rec.Reconcile(ctx, p)
 	var locked *release.LockedError
 	switch {
+	var lost *secrets.LostError
 	case errors.As(err, &locked):
+	case errors.As(err, &lost):
+		// Waits for an operator to restore the Secret: not a failed deployment, and
+		// retrying soon is cheap (it only reads) and notices the restored Secret.
+		r.stalled(w, "SecretLost", err)
+		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "SecretLost", "Reconcile", "%s", err.Error())
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
 		// Contention, not a failure: another process is changing this workplace.
 		r.progressing(w, "LeaseHeld", err.Error())
 		log.Info("waiting for the workplace lease", "holder", locked.Holder)

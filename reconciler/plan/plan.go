@@ -93,7 +93,12 @@ type Release struct {
 	Values map[string]any `json:"values"`
 	// Patches are kustomize patches applied after rendering.
 	Patches []kustomize.Patch `json:"patches,omitempty"`
-	// Digest covers chart, values and patches: equal digests render equal manifests.
+	// PodAnnotations are put on the pod template of every Deployment, StatefulSet and
+	// DaemonSet the release renders (platzwart's secret-versions hash; see
+	// secrets.WithVersions).
+	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
+	// Digest covers chart, values, patches and pod annotations: equal digests render
+	// equal manifests.
 	Digest string `json:"digest"`
 
 	// Chart is the loaded chart.
@@ -114,6 +119,9 @@ type Secret struct {
 	Keys map[string]catalog.Generator `json:"keys,omitempty"`
 	// DNSNames of a self-signed certificate (kubernetes.io/tls).
 	DNSNames []string `json:"dnsNames,omitempty"`
+	// TakenUp says when the component reads a component Secret's values (the
+	// component's declaration; "" for the Secrets platzwart wires itself).
+	TakenUp catalog.TakenUp `json:"takenUp,omitempty"`
 }
 
 // component is a selected component while the plan is built.
@@ -607,7 +615,7 @@ func (b *builder) secrets(c *component) []Secret {
 	rel := b.releaseOrName(c)
 	var out []Secret
 	for _, s := range c.def.Spec.Secrets {
-		out = append(out, Secret{Name: contract.ComponentSecret(rel, s.Name), Component: name, Type: "Opaque", Keys: s.Keys})
+		out = append(out, Secret{Name: contract.ComponentSecret(rel, s.Name), Component: name, Type: "Opaque", Keys: s.Keys, TakenUp: s.TakenUp})
 	}
 	if o := c.def.Spec.OIDCClient; o != nil && !o.PublicClient {
 		if _, ok := c.uses[contract.Identity]; ok {
@@ -691,14 +699,16 @@ func (b *builder) release(c *component, routing map[string]any) (*Release, error
 // reconciler adds one carrying the content versions of the Secrets it references).
 func Digest(r *Release) (string, error) { return digest(r) }
 
-// digest hashes what determines a release's manifests: name, namespace, chart, values
-// and patches. JSON encoding sorts map keys, so equal input hashes equally.
+// digest hashes what determines a release's manifests: name, namespace, chart, values,
+// patches and pod annotations. JSON encoding sorts map keys, so equal input hashes equally.
 func digest(r *Release) (string, error) {
 	data, err := json.Marshal(struct {
 		Name, Namespace, Chart string
 		Values                 map[string]any
 		Patches                []kustomize.Patch
-	}{r.Name, r.Namespace, r.ChartDigest, r.Values, r.Patches})
+		// omitempty: digests of releases without pod annotations stay as they were.
+		PodAnnotations map[string]string `json:",omitempty"`
+	}{r.Name, r.Namespace, r.ChartDigest, r.Values, r.Patches, r.PodAnnotations})
 	if err != nil {
 		return "", err
 	}

@@ -37,9 +37,13 @@ type Kustomize struct {
 	// Where names the patches' origin in errors, such as
 	// `workplace.yaml: Workplace "demo": spec.patches.jitsi`.
 	Where string
+	// PodAnnotations are set on the pod template of every workload after the patches
+	// (see AnnotatePodTemplates): platzwart's secret-versions hash.
+	PodAnnotations map[string]string
 }
 
-// Run applies the patches to the rendered manifests, then marks volumes to be kept. A
+// Run applies the patches to the rendered manifests, then marks volumes to be kept and
+// annotates pod templates. A
 // patch whose target matches no resource is an error, so a typo never passes silently;
 // so is a patch that renames an object or changes its kind or namespace.
 func (k *Kustomize) Run(rendered *bytes.Buffer) (*bytes.Buffer, error) {
@@ -53,6 +57,9 @@ func (k *Kustomize) Run(rendered *bytes.Buffer) (*bytes.Buffer, error) {
 	}
 	out, err := KeepVolumes(data)
 	if err != nil {
+		return nil, fmt.Errorf("rendered manifests: %w", err)
+	}
+	if out, err = AnnotatePodTemplates(out, k.PodAnnotations); err != nil {
 		return nil, fmt.Errorf("rendered manifests: %w", err)
 	}
 	return bytes.NewBuffer(out), nil

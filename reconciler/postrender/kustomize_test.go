@@ -196,3 +196,79 @@ spec: {ports: [{port: 80}]}
 		})
 	}
 }
+
+// TestPodAnnotationsFoundByParsing puts pod annotations on the pod template of every
+// apps/v1 workload however the chart writes it (quoted kind, JSON, flow style, in a
+// List), after the patches, and nowhere else; a manifest without workloads passes
+// unchanged (no error: secret versions are folded into the digest alone).
+func TestPodAnnotationsFoundByParsing(t *testing.T) {
+	const key, value = "platzwart.io/secret-versions", "sha256:abc"
+	manifest := `---
+apiVersion: "apps/v1"
+kind: "Deployment"
+metadata: {name: web}
+spec:
+  template:
+    metadata:
+      annotations: {example.org/x: "y"}
+    spec: {containers: [{name: web, image: web:1}]}
+---
+{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"db"},"spec":{"template":{"spec":{"containers":[{"name":"db","image":"db:1"}]}}}}
+---
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: apps/v1, kind: DaemonSet, metadata: {name: agent}, spec: {template: {spec: {containers: [{name: a, image: a:1}]}}}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once}
+spec: {template: {spec: {containers: [{name: j, image: j:1}]}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+`
+	k := &Kustomize{PodAnnotations: map[string]string{key: value}, Where: "test",
+		Patches: []kustomize.Patch{{Patch: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 2}\n"}}}
+	out, err := k.Run(bytes.NewBufferString(manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := Parse(out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := func(o *Object) map[string]any {
+		spec, _ := o.Fields["spec"].(map[string]any)
+		tmpl, _ := spec["template"].(map[string]any)
+		return tmpl
+	}
+	for _, w := range []struct{ kind, name string }{{"Deployment", "web"}, {"StatefulSet", "db"}, {"DaemonSet", "agent"}} {
+		if got := annotation(template(find(t, objs, w.kind, w.name)), key); got != value {
+			t.Errorf("%s %s: pod template annotation %v, want %q", w.kind, w.name, got, value)
+		}
+	}
+	web := find(t, objs, "Deployment", "web")
+	if got := annotation(template(web), "example.org/x"); got != "y" {
+		t.Errorf("the chart's own pod annotation is gone: %v", got)
+	}
+	if spec, _ := web.Fields["spec"].(map[string]any); spec["replicas"] != float64(2) && spec["replicas"] != int64(2) && spec["replicas"] != 2 {
+		t.Errorf("the patch was lost: replicas %v", spec["replicas"])
+	}
+	if got := annotation(template(find(t, objs, "Job", "once")), key); got != nil {
+		t.Errorf("a Job's pod template got %s", key)
+	}
+	if got := annotation(find(t, objs, "ConfigMap", "settings").Fields, key); got != nil {
+		t.Errorf("a ConfigMap got %s", key)
+	}
+
+	const noWorkload = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n"
+	out, err = (&Kustomize{PodAnnotations: map[string]string{key: value}}).Run(bytes.NewBufferString(noWorkload))
+	if err != nil {
+		t.Fatalf("a release without workloads: %v", err)
+	}
+	if out.String() != noWorkload {
+		t.Errorf("a manifest without workloads changed:\n%s", out)
+	}
+}

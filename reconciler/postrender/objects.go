@@ -136,13 +136,66 @@ func listItems(m map[string]any) ([]any, bool) {
 // JSON, flow style, in a List) does not matter. Documents that need no change are
 // returned byte for byte; changed documents are re-encoded as YAML.
 func KeepVolumes(data []byte) ([]byte, error) {
+	return transform(data, keepObject)
+}
+
+// AnnotatePodTemplates sets annotations on the pod template of every Deployment,
+// StatefulSet and DaemonSet (group apps) of a rendered manifest, found by decoding it
+// as KeepVolumes does, so that a change of the annotations rolls exactly the
+// release's workloads. A manifest without workloads is returned unchanged: that is
+// not an error. Documents that need no change are returned byte for byte.
+func AnnotatePodTemplates(data []byte, annotations map[string]string) ([]byte, error) {
+	if len(annotations) == 0 {
+		return data, nil
+	}
+	return transform(data, func(m map[string]any) bool { return annotatePodTemplate(m, annotations) })
+}
+
+// annotatePodTemplate annotates m's pod template (or those of a list's items) and
+// reports whether it changed.
+func annotatePodTemplate(m map[string]any, annotations map[string]string) bool {
+	if items, ok := listItems(m); ok {
+		changed := false
+		for _, it := range items {
+			if im, ok := it.(map[string]any); ok && annotatePodTemplate(im, annotations) {
+				changed = true
+			}
+		}
+		return changed
+	}
+	o := &Object{}
+	o.APIVersion, _ = m["apiVersion"].(string)
+	o.Kind, _ = m["kind"].(string)
+	if o.Group() != "apps" || (o.Kind != "Deployment" && o.Kind != "StatefulSet" && o.Kind != "DaemonSet") {
+		return false
+	}
+	spec, ok := m["spec"].(map[string]any)
+	if !ok {
+		return false
+	}
+	tmpl, ok := spec["template"].(map[string]any)
+	if !ok {
+		tmpl = map[string]any{}
+		spec["template"] = tmpl
+	}
+	changed := false
+	for _, k := range sortedKeys(annotations) {
+		if setAnnotation(tmpl, k, annotations[k]) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+// transform applies change to every decoded document and re-encodes those it changed.
+func transform(data []byte, change func(map[string]any) bool) ([]byte, error) {
 	docs, err := splitDocuments(data)
 	if err != nil {
 		return nil, err
 	}
 	changed := false
 	for i := range docs {
-		if docs[i].obj != nil && keepObject(docs[i].obj) {
+		if docs[i].obj != nil && change(docs[i].obj) {
 			out, err := yaml.Marshal(docs[i].obj)
 			if err != nil {
 				return nil, fmt.Errorf("document %d: %w", i+1, err)
@@ -205,7 +258,10 @@ func keepObject(m map[string]any) bool {
 }
 
 // annotateKeep sets KeepAnnotation in m's metadata and reports whether it changed.
-func annotateKeep(m map[string]any) bool {
+func annotateKeep(m map[string]any) bool { return setAnnotation(m, KeepAnnotation, KeepValue) }
+
+// setAnnotation sets one annotation in m's metadata and reports whether it changed.
+func setAnnotation(m map[string]any, key, value string) bool {
 	md, ok := m["metadata"].(map[string]any)
 	if !ok {
 		md = map[string]any{}
@@ -216,9 +272,9 @@ func annotateKeep(m map[string]any) bool {
 		ann = map[string]any{}
 		md["annotations"] = ann
 	}
-	if ann[KeepAnnotation] == KeepValue {
+	if ann[key] == value {
 		return false
 	}
-	ann[KeepAnnotation] = KeepValue
+	ann[key] = value
 	return true
 }

@@ -110,6 +110,10 @@ type Step struct {
 // (and rolls it back when it is not).
 func (s Step) Unconfirmed() bool { return s.unconfirmed }
 
+// Installed reports whether the release has a revision in Helm's storage (deployed,
+// failed or pending alike): its component may have initialised its data.
+func (s Step) Installed() bool { return s.current != nil && s.current.latest != nil }
+
 // CurrentManifest returns the manifest of the release's newest revision in Helm's
 // storage ("" when it is not installed): what Helm's upgrade patches from.
 func (s Step) CurrentManifest() string {
@@ -478,7 +482,7 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 	}
 	wait, cancel := waitContext(ctx, wctx)
 	defer cancel()
-	post := &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin}
+	post := &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin, PodAnnotations: rel.PodAnnotations}
 	switch s.Action {
 	case ActionUnchanged:
 		e.progress(s.Release, "unchanged", time.Since(start), "revision "+fmt.Sprint(s.Revision))

@@ -64,7 +64,7 @@ func Release(ctx context.Context, rel *plan.Release) (*Manifest, error) {
 	install.ReleaseName = rel.Name
 	install.Namespace = rel.Namespace
 	install.KubeVersion = kv
-	install.PostRenderer = &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin}
+	install.PostRenderer = &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin, PodAnnotations: rel.PodAnnotations}
 	out, err := install.RunWithContext(ctx, rel.Chart.Chart, rel.Values)
 	if err != nil {
 		return nil, fmt.Errorf("component %q: chart %q: %w", rel.Component, rel.Chart.File, err)

@@ -2,6 +2,7 @@ package secrets_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -190,4 +192,109 @@ func TestDeletedDatabasePasswordHeals(t *testing.T) {
 	if len(writes) > 0 {
 		t.Errorf("the reconcile after healing wrote: %v", writes)
 	}
+}
+
+// TestDeletedSuperuserSecretHeals deletes PostgreSQL's superuser Secret by hand. It is
+// a component Secret taken up on every start (the chart's init container sets the
+// password before the server starts: TestSuperuserPasswordFollowsTheSecret runs that
+// script against a real server), so the next reconcile generates a new value, upgrades
+// postgresql with a new pod-template annotation (the pod rolls, the init container
+// takes the value up) and runs the provisioning Job again, which logs in with it.
+func TestDeletedSuperuserSecretHeals(t *testing.T) {
+	e := newHealEnv(t)
+	e.reconcile()
+	job0, _ := e.state()
+	sts0 := e.statefulSetAnnotation("demo-postgresql")
+
+	secret := contract.ComponentSecret("demo-postgresql", "admin")
+	if err := e.cluster.Clientset.CoreV1().Secrets(e.ns).Delete(t.Context(), secret, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, _, _ := e.reconcile()
+	if !strings.Contains(strings.Join(rep.Secrets, ","), secret) {
+		t.Errorf("report lists generated secrets %v, want %s", rep.Secrets, secret)
+	}
+	if got := actions(rep)["postgresql"]; got != release.ActionUpgrade {
+		t.Errorf("postgresql was %s, want upgraded", got)
+	}
+	if sts1 := e.statefulSetAnnotation("demo-postgresql"); sts1 == sts0 || sts1 == "" {
+		t.Errorf("the StatefulSet's pod template annotation %q → %q: want a change so the pod rolls", sts0, sts1)
+	}
+	if job1, _ := e.state(); job1 == job0 {
+		t.Error("the provisioning Job did not run again (same UID)")
+	}
+	sts, err := e.cluster.Clientset.AppsV1().StatefulSets(e.ns).Get(t.Context(), "demo-postgresql", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var takesItUp bool
+	for _, c := range sts.Spec.Template.Spec.InitContainers {
+		for _, env := range c.Env {
+			if c.Name == "superuser-password" && env.Name == "POSTGRES_PASSWORD" && env.ValueFrom != nil &&
+				env.ValueFrom.SecretKeyRef != nil && env.ValueFrom.SecretKeyRef.Name == secret {
+				takesItUp = true
+			}
+		}
+	}
+	if !takesItUp {
+		t.Errorf("no init container superuser-password reads POSTGRES_PASSWORD from %s", secret)
+	}
+}
+
+// TestLostBootstrapSecretIsRefusedWritingNothing deletes Keycloak's bootstrap admin
+// Secret by hand. Keycloak read it only when it first started (catalog takenUp:
+// firstStart), so a new value would lock platzwart's configuration Job out: the
+// reconcile is refused with a *secrets.LostError naming the Secret, and nothing is
+// written (no new Secret, no release changed). Once the operator restores the Secret
+// (by hand, without platzwart's labels), the next reconcile goes on.
+func TestLostBootstrapSecretIsRefusedWritingNothing(t *testing.T) {
+	e := newHealEnv(t)
+	e.reconcile()
+	secret := contract.ComponentSecret("demo-keycloak", "admin")
+	saved, err := e.cluster.Clientset.CoreV1().Secrets(e.ns).Get(t.Context(), secret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cluster.Clientset.CoreV1().Secrets(e.ns).Delete(t.Context(), secret, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	e.writes.Reset()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	_, err = e.rec.Reconcile(ctx, e.plan())
+	var lost *secrets.LostError
+	if !errors.As(err, &lost) {
+		t.Fatalf("reconcile: %v, want a *secrets.LostError", err)
+	}
+	if len(lost.Lost) != 1 || lost.Lost[0].Secret != secret || lost.Lost[0].Component != "keycloak" {
+		t.Errorf("lost %+v, want only %s of keycloak", lost.Lost, secret)
+	}
+	if !strings.Contains(err.Error(), "nothing was applied") || !strings.Contains(err.Error(), "Restore the Secret") {
+		t.Errorf("the error does not say what happened and what to do: %v", err)
+	}
+	if w := e.writes.List(); len(w) > 0 {
+		t.Errorf("the refused reconcile wrote: %v", w)
+	}
+	if _, err := e.cluster.Clientset.CoreV1().Secrets(e.ns).Get(t.Context(), secret, metav1.GetOptions{}); err == nil {
+		t.Errorf("Secret %s was generated again", secret)
+	}
+
+	// Restored from a backup, as an operator would: data only.
+	restored := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret, Namespace: e.ns}, Data: saved.Data}
+	if _, err := e.cluster.Clientset.CoreV1().Secrets(e.ns).Create(t.Context(), restored, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.reconcile()
+}
+
+// statefulSetAnnotation returns the secret-versions annotation of a StatefulSet's pod
+// template.
+func (e *healEnv) statefulSetAnnotation(name string) string {
+	e.t.Helper()
+	sts, err := e.cluster.Clientset.AppsV1().StatefulSets(e.ns).Get(e.t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatalf("StatefulSet %s: %v", name, err)
+	}
+	return sts.Spec.Template.Annotations[secrets.AnnotationVersions]
 }

@@ -30,6 +30,22 @@ type pgServer struct {
 	cred *syscall.Credential
 }
 
+// data is the server's data directory.
+func (s *pgServer) data() string { return filepath.Join(s.dir, "data") }
+
+// start starts the server on 127.0.0.1:port.
+func (s *pgServer) start(t *testing.T) {
+	t.Helper()
+	s.run(t, "pg_ctl", "-D", s.data(), "-w", "-t", "60", "-l", filepath.Join(s.dir, "log"),
+		"-o", fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s", s.port, s.dir), "start")
+}
+
+// stop stops the server cleanly, as Kubernetes stops the pod before a new one starts.
+func (s *pgServer) stop(t *testing.T) {
+	t.Helper()
+	s.run(t, "pg_ctl", "-D", s.data(), "-m", "fast", "-w", "-t", "60", "stop")
+}
+
 // postgresBin finds the directory of Debian's PostgreSQL server binaries.
 func postgresBin() string {
 	if p, err := exec.LookPath("pg_ctl"); err == nil {
@@ -95,10 +111,9 @@ func startPostgres(t *testing.T, adminPassword string) *pgServer {
 	}
 	s.port = l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	data := filepath.Join(dir, "data")
+	data := s.data()
 	s.run(t, "initdb", "-D", data, "-U", "admin", "--pwfile", pwfile, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C")
-	s.run(t, "pg_ctl", "-D", data, "-w", "-t", "60", "-l", filepath.Join(dir, "log"),
-		"-o", fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s", s.port, dir), "start")
+	s.start(t)
 	t.Cleanup(func() {
 		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
@@ -245,5 +260,143 @@ func TestProvisionScriptSetsTheNewPassword(t *testing.T) {
 		if err := s.login(t.Context(), dbs[i]["user"].(string), first[i], dbs[i]["database"].(string)); err != nil {
 			t.Errorf("database %s, whose password did not change, refuses it now: %v", dbs[i]["database"], err)
 		}
+	}
+}
+
+// superuserScript renders the example's postgresql release and returns the script of
+// the StatefulSet's init container that sets the superuser's password from the Secret.
+func superuserScript(t *testing.T) string {
+	t.Helper()
+	repo, err := load.Dir("../../examples/workplace", platzwart.Builtin(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Build(repo.Workplaces[0], repo.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range p.Releases {
+		if rel.Component != "postgresql" {
+			continue
+		}
+		m, err := render.Release(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(m.Manifest, "\n---") {
+			var obj struct {
+				Kind string
+				Spec struct {
+					Template struct {
+						Spec struct {
+							InitContainers []struct {
+								Name    string
+								Command []string
+							} `json:"initContainers"`
+						}
+					}
+				}
+			}
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Fatal(err)
+			}
+			if obj.Kind != "StatefulSet" {
+				continue
+			}
+			for _, c := range obj.Spec.Template.Spec.InitContainers {
+				if c.Name == "superuser-password" && len(c.Command) == 3 && c.Command[1] == "-c" {
+					return c.Command[2]
+				}
+			}
+		}
+	}
+	t.Fatal("no init container superuser-password with a /bin/sh -c script in the example's postgresql StatefulSet")
+	return ""
+}
+
+// runSuperuserScript runs the init container's script on the server's data directory
+// as the server's user, with the image's environment (PGDATA, postgres on PATH).
+func (s *pgServer) runSuperuserScript(t *testing.T, script, usr, password string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+	cmd.Dir = s.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	cmd.Env = []string{"PATH=" + s.bin + ":/usr/bin:/bin", "PGDATA=" + s.data(),
+		"POSTGRES_USER=" + usr, "POSTGRES_PASSWORD=" + password}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestSuperuserPasswordFollowsTheSecret runs the postgresql chart's init container
+// script, as rendered for the example, against a real PostgreSQL data directory: the
+// superuser Secret was regenerated (deleted by hand) after initdb had set the first
+// password. After the script ran and the server started again, the new password is
+// accepted and the old one refused, so the provisioning Job (which logs in as the
+// superuser) keeps working: no lockout. Quotes and backslashes in the password are
+// taken literally, and the password never appears in the script's output, not even
+// when it fails.
+func TestSuperuserPasswordFollowsTheSecret(t *testing.T) {
+	script := superuserScript(t)
+	const old = "first-Admin-123"
+	s := startPostgres(t, old)
+	if err := s.login(t.Context(), "admin", old, "postgres"); err != nil {
+		t.Fatalf("the first password: %v", err)
+	}
+	s.stop(t)
+
+	regenerated := `new'Pass"word\with$(quotes)`
+	out, err := s.runSuperuserScript(t, script, "admin", regenerated)
+	if err != nil {
+		t.Fatalf("init script: %v\n%s", err, out)
+	}
+	if strings.Contains(out, regenerated) || strings.Contains(out, "Pass") {
+		t.Errorf("the init script printed the password:\n%s", out)
+	}
+	s.start(t)
+	if err := s.login(t.Context(), "admin", regenerated, "postgres"); err != nil {
+		t.Errorf("the regenerated password is refused: %v", err)
+	}
+	if err := s.login(t.Context(), "admin", old, "postgres"); err == nil {
+		t.Error("the old password is still accepted")
+	} else if !strings.Contains(err.Error(), "password authentication failed") {
+		t.Errorf("the old password fails for another reason than the password: %v", err)
+	}
+	s.stop(t)
+
+	// A failure (a superuser that does not exist) fails the container, without the
+	// password in its output.
+	out, err = s.runSuperuserScript(t, script, "nobody-here", "secret-Value-987")
+	if err == nil {
+		t.Errorf("the script succeeded for a role that does not exist:\n%s", out)
+	}
+	if strings.Contains(out, "secret-Value-987") {
+		t.Errorf("the failing script printed the password:\n%s", out)
+	}
+	// A password with a line break is refused before PostgreSQL sees it.
+	if out, err := s.runSuperuserScript(t, script, "admin", "two\nlines"); err == nil {
+		t.Errorf("a password with a line break was accepted:\n%s", out)
+	}
+	s.start(t)
+	if err := s.login(t.Context(), "admin", regenerated, "postgres"); err != nil {
+		t.Errorf("after the refused runs the password changed: %v", err)
+	}
+
+	// On an empty data directory (the first start) the script does nothing: the image's
+	// entrypoint runs initdb with the Secret's password.
+	dir, err := os.MkdirTemp("", "platzwart-pg-empty-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	empty := &pgServer{bin: s.bin, dir: dir, cred: s.cred}
+	if s.cred != nil {
+		if err := os.Chown(empty.dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := empty.runSuperuserScript(t, script, "admin", "whatever-1"); err != nil {
+		t.Errorf("on an empty data directory: %v\n%s", err, out)
 	}
 }

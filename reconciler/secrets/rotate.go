@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/platzwart/platzwart/reconciler/catalog"
 	"github.com/platzwart/platzwart/reconciler/contract"
 	"github.com/platzwart/platzwart/reconciler/plan"
 )
@@ -38,17 +39,20 @@ type Rotation struct {
 	Reason string `json:"reason"`
 }
 
-// Reprovisioned reports whether the value of a planned Secret is applied again by
-// platzwart's own wiring on every upgrade, so that a new value rolls out without a
-// lockout: a consumer's database password (the PostgreSQL provisioning hook sets it)
-// and a consumer's OIDC client secret (the identity provider's configuration hook sets
-// it). A component's own Secrets (admin passwords, signing keys, the TLS certificate)
-// may be taken up only when the component first initialises (a bootstrap admin
-// password, a database superuser password set by initdb): rotating those can lock the
-// component out.
+// Reprovisioned reports whether a new value of a planned Secret rolls out without a
+// lockout: a consumer's database password (the PostgreSQL provisioning hook sets it),
+// a consumer's OIDC client secret (the identity provider's configuration hook sets
+// it), and a component's own Secret that the component declares taken up on every
+// start (catalog.TakenUpStart; PostgreSQL's superuser password, say, which the chart
+// sets before the server starts). Other component Secrets (a bootstrap admin password,
+// a key encrypting stored data) are read only when the component first initialises:
+// a new value locks it out.
 func Reprovisioned(p *plan.Plan, s plan.Secret) bool {
 	if s.Component == "" {
 		return false
+	}
+	if s.TakenUp == catalog.TakenUpStart {
+		return true
 	}
 	rel := contract.ReleaseName(p.Workplace, s.Component)
 	if s.Name == contract.OIDCClientSecret(rel).Name {

@@ -1,16 +1,13 @@
 package secrets
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"slices"
+	"maps"
 	"sort"
 
-	"github.com/fluxcd/pkg/apis/kustomize"
-	"helm.sh/helm/v3/pkg/chart"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -114,23 +111,17 @@ func Referenced(p *plan.Plan, rel *plan.Release) []string {
 }
 
 // WithVersions returns a copy of p in which every release that references generated
-// Secrets carries a kustomize patch putting [AnnotationVersions] on the pod templates
-// of its workloads, and a digest recomputed over it. p is not changed and must be a
-// plan as plan.Build made it (not the result of an earlier WithVersions: the patch
-// would be added twice). A release with no workload, or referencing no Secret of the
-// plan, is left as it is.
-//
-// Whether a chart has workloads is judged from its template files (and those of its
-// dependencies) containing "kind: Deployment", "kind: StatefulSet" or
-// "kind: DaemonSet": a chart that writes the kind otherwise gets no annotation (its
-// digest still covers the versions), and one whose workload template renders nothing
-// fails the render, because a patch must match something.
+// Secrets carries [AnnotationVersions] in its pod annotations (put on the pod template
+// of every workload it renders, found by decoding the manifest: see
+// postrender.AnnotatePodTemplates) and a digest recomputed over it. p is not changed.
+// A release referencing no Secret of the plan is left as it is; one that renders no
+// workload still gets a new digest when a version changes (its hooks run again).
 func WithVersions(p *plan.Plan, v Versions) (*plan.Plan, error) {
 	out := *p
 	out.Releases = make([]*plan.Release, len(p.Releases))
 	for i, rel := range p.Releases {
 		refs := Referenced(p, rel)
-		if len(refs) == 0 || !hasWorkload(rel) {
+		if len(refs) == 0 {
 			out.Releases[i] = rel
 			continue
 		}
@@ -138,15 +129,12 @@ func WithVersions(p *plan.Plan, v Versions) (*plan.Plan, error) {
 		for _, name := range refs {
 			fmt.Fprintf(h, "%s=%s\n", name, v[name])
 		}
-		sum := "sha256:" + hex.EncodeToString(h.Sum(nil))
 		r := *rel
-		r.Patches = append(slices.Clone(rel.Patches), kustomize.Patch{
-			Patch: fmt.Sprintf("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: any\nspec:\n  template:\n    metadata:\n      annotations:\n        %s: %q\n", AnnotationVersions, sum),
-			Target: &kustomize.Selector{
-				Group: "apps",
-				Kind:  "Deployment|StatefulSet|DaemonSet",
-			},
-		})
+		r.PodAnnotations = maps.Clone(rel.PodAnnotations)
+		if r.PodAnnotations == nil {
+			r.PodAnnotations = map[string]string{}
+		}
+		r.PodAnnotations[AnnotationVersions] = "sha256:" + hex.EncodeToString(h.Sum(nil))
 		d, err := plan.Digest(&r)
 		if err != nil {
 			return nil, fmt.Errorf("release %s: digest: %w", rel.Name, err)
@@ -155,30 +143,4 @@ func WithVersions(p *plan.Plan, v Versions) (*plan.Plan, error) {
 		out.Releases[i] = &r
 	}
 	return &out, nil
-}
-
-// hasWorkload reports whether a release's chart has a template for a workload the
-// patch can target, judged from the chart's files (a patch matching nothing would be
-// an error).
-func hasWorkload(rel *plan.Release) bool {
-	if rel.Chart == nil || rel.Chart.Chart == nil {
-		return false
-	}
-	return chartHasWorkload(rel.Chart.Chart)
-}
-
-func chartHasWorkload(c *chart.Chart) bool {
-	for _, t := range c.Templates {
-		for _, k := range []string{"kind: Deployment", "kind: StatefulSet", "kind: DaemonSet"} {
-			if bytes.Contains(t.Data, []byte(k)) {
-				return true
-			}
-		}
-	}
-	for _, d := range c.Dependencies() {
-		if chartHasWorkload(d) {
-			return true
-		}
-	}
-	return false
 }

@@ -136,8 +136,8 @@ func TestWithVersionsAnnotatesWorkloadsAndDigests(t *testing.T) {
 }
 
 // TestWithVersionsRendersEveryComponent renders every release of the example with
-// Jitsi and with BigBlueButton after WithVersions: the patch matches a workload in
-// every chart that references Secrets (a patch matching nothing fails the render).
+// Jitsi and with BigBlueButton after WithVersions: every chart that references Secrets
+// gets the annotation on its workloads (found by decoding the rendered manifest).
 func TestWithVersionsRendersEveryComponent(t *testing.T) {
 	for _, video := range []string{"jitsi", "bigbluebutton"} {
 		p := examplePlanWith(t, video)
