@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -36,6 +37,7 @@ import (
 	"github.com/platzwart/platzwart/reconciler/load"
 	"github.com/platzwart/platzwart/reconciler/plan"
 	"github.com/platzwart/platzwart/reconciler/release"
+	"github.com/platzwart/platzwart/reconciler/render"
 	"github.com/platzwart/platzwart/reconciler/secrets"
 )
 
@@ -94,6 +96,8 @@ type WorkplaceReconciler struct {
 
 	// synced holds the Workplaces whose metrics were exported from their status.
 	synced sync.Map
+	// hosts are the hosts of the Workplaces being reconciled or applied.
+	hosts hostClaims
 }
 
 // SetupWithManager registers the reconciler. It reacts to spec changes (generation),
@@ -119,6 +123,7 @@ func (r *WorkplaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.Client.Get(ctx, req.NamespacedName, w); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Metrics.Forget(req.Namespace, req.Name)
+			r.hosts.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -189,11 +194,23 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 		return ctrl.Result{}, nil
 	}
 	started := time.Now()
+	id := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
+	if err := r.hosts.claim(id, render.PlanHostClaims(p)); err != nil {
+		// Another Workplace of this controller claims a host: it may go away, so look
+		// again later; nothing was written.
+		r.stalled(w, "HostCollision", err)
+		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "HostCollision", "Plan", "%s", err.Error())
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
+	}
 	rep, err := r.Rec.Reconcile(ctx, p)
 	var locked *release.LockedError
-	switch {
+	if err != nil && (rep == nil || (rep.Result == nil && len(rep.Secrets) == 0)) {
+		// Refused before anything was written (preflight, a lost Secret, the Lease):
+		// the hosts are not taken yet.
+		r.hosts.forget(id)
+	}
 	var lost *secrets.LostError
-	case errors.As(err, &locked):
+	switch {
 	case errors.As(err, &lost):
 		// Waits for an operator to restore the Secret: not a failed deployment, and
 		// retrying soon is cheap (it only reads) and notices the restored Secret.
@@ -201,6 +218,7 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "SecretLost", "Reconcile", "%s", err.Error())
 		return ctrl.Result{RequeueAfter: time.Minute}, nil
 		// Contention, not a failure: another process is changing this workplace.
+	case errors.As(err, &locked):
 		r.progressing(w, "LeaseHeld", err.Error())
 		log.Info("waiting for the workplace lease", "holder", locked.Holder)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil

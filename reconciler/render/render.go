@@ -212,14 +212,10 @@ func routeClaims(p *plan.Plan, rel *plan.Release, objs []*postrender.Object) []g
 // hosts and what its Ingresses and HTTPRoutes serve.
 func hostClaims(w *Workplace) ([]guard.Claim, error) {
 	p := w.Plan
-	id := p.Namespace + "/" + p.Workplace
-	out := []guard.Claim{{Route: guard.Route{Host: p.Domain}, File: p.File, Workplace: id, Component: "(workplace)", Key: "spec.domain"}}
+	out := PlanHostClaims(p)
 	byName := map[string]*plan.Release{}
 	for _, rel := range p.Releases {
 		byName[rel.Name] = rel
-		for _, k := range sortedKeys(rel.Hosts) {
-			out = append(out, guard.Claim{Route: guard.Route{Host: rel.Hosts[k]}, File: p.File, Workplace: id, Component: rel.Component, Key: k})
-		}
 	}
 	for _, m := range w.Manifests {
 		objs, err := m.Objects()
@@ -231,6 +227,20 @@ func hostClaims(w *Workplace) ([]guard.Claim, error) {
 		}
 	}
 	return out, nil
+}
+
+// PlanHostClaims are the hosts a plan claims without rendering: the workplace's
+// domain and every component's hosts (hosts that values set in Ingresses or HTTPRoutes
+// show only in the rendered manifests: see CheckCollisions).
+func PlanHostClaims(p *plan.Plan) []guard.Claim {
+	id := p.Namespace + "/" + p.Workplace
+	out := []guard.Claim{{Route: guard.Route{Host: p.Domain}, File: p.File, Workplace: id, Component: "(workplace)", Key: "spec.domain"}}
+	for _, rel := range p.Releases {
+		for _, k := range sortedKeys(rel.Hosts) {
+			out = append(out, guard.Claim{Route: guard.Route{Host: rel.Hosts[k]}, File: p.File, Workplace: id, Component: rel.Component, Key: k})
+		}
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {
