@@ -1,152 +1,22 @@
 package secrets_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/platzwart/platzwart"
+	"github.com/platzwart/platzwart/e2e/pgtest"
 	"github.com/platzwart/platzwart/reconciler/load"
 	"github.com/platzwart/platzwart/reconciler/plan"
 	"github.com/platzwart/platzwart/reconciler/render"
 	"sigs.k8s.io/yaml"
 )
-
-// pgServer is a PostgreSQL server started by a test on loopback.
-type pgServer struct {
-	bin  string
-	port int
-	dir  string
-	cred *syscall.Credential
-}
-
-// data is the server's data directory.
-func (s *pgServer) data() string { return filepath.Join(s.dir, "data") }
-
-// start starts the server on 127.0.0.1:port.
-func (s *pgServer) start(t *testing.T) {
-	t.Helper()
-	s.run(t, "pg_ctl", "-D", s.data(), "-w", "-t", "60", "-l", filepath.Join(s.dir, "log"),
-		"-o", fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s", s.port, s.dir), "start")
-}
-
-// stop stops the server cleanly, as Kubernetes stops the pod before a new one starts.
-func (s *pgServer) stop(t *testing.T) {
-	t.Helper()
-	s.run(t, "pg_ctl", "-D", s.data(), "-m", "fast", "-w", "-t", "60", "stop")
-}
-
-// postgresBin finds the directory of Debian's PostgreSQL server binaries.
-func postgresBin() string {
-	if p, err := exec.LookPath("pg_ctl"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			return filepath.Dir(real)
-		}
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if _, err := os.Stat(filepath.Join(dirs[i], "pg_ctl")); err == nil {
-			return dirs[i]
-		}
-	}
-	return ""
-}
-
-// startPostgres initialises a cluster in a temporary directory and starts it on
-// 127.0.0.1 with password (scram-sha-256) authentication over TCP. PostgreSQL refuses
-// to run as root: as root, the server runs as the user postgres (Debian's package
-// creates it) or nobody.
-func startPostgres(t *testing.T, adminPassword string) *pgServer {
-	t.Helper()
-	bin := postgresBin()
-	if bin == "" {
-		t.Skip("PostgreSQL server binaries not found (initdb, pg_ctl): install Debian's postgresql package (apt-get install -y postgresql) to run this test")
-	}
-	if _, err := exec.LookPath("psql"); err != nil {
-		t.Skip("psql not found: install Debian's postgresql package")
-	}
-	dir, err := os.MkdirTemp("", "platzwart-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	s := &pgServer{bin: bin, dir: dir}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			u, err = user.Lookup("nobody")
-		}
-		if err != nil {
-			t.Skipf("running as root and no user postgres or nobody to run PostgreSQL as: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pwfile := filepath.Join(dir, "pw")
-	if err := os.WriteFile(pwfile, []byte(adminPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if s.cred != nil {
-		if err := os.Chown(pwfile, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.port = l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	data := s.data()
-	s.run(t, "initdb", "-D", data, "-U", "admin", "--pwfile", pwfile, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C")
-	s.start(t)
-	t.Cleanup(func() {
-		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
-		_ = cmd.Run()
-	})
-	return s
-}
-
-func (s *pgServer) run(t *testing.T, name string, args ...string) {
-	t.Helper()
-	cmd := exec.CommandContext(t.Context(), filepath.Join(s.bin, name), args...)
-	cmd.Dir = s.dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
-		t.Fatalf("%s: %v\n%s\n%s", name, err, out, log)
-	}
-}
-
-// login connects as user with password over TCP and returns psql's error output.
-func (s *pgServer) login(ctx context.Context, usr, password, database string) error {
-	cmd := exec.CommandContext(ctx, "psql", "-X", "-Atq", "-c", "SELECT current_user")
-	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(s.port), "PGUSER="+usr,
-		"PGPASSWORD="+password, "PGDATABASE="+database, "PGCONNECT_TIMEOUT=5")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
-	}
-	if got := strings.TrimSpace(string(out)); got != usr {
-		return fmt.Errorf("logged in as %q, want %q", got, usr)
-	}
-	return nil
-}
 
 // provisionScript renders the example's postgresql release and returns its
 // provisioning script and the databases it provisions (name, user, collation).
@@ -209,7 +79,7 @@ func provisionScript(t *testing.T) (string, []map[string]any) {
 func TestProvisionScriptSetsTheNewPassword(t *testing.T) {
 	script, dbs := provisionScript(t)
 	const admin = "admin-password"
-	s := startPostgres(t, admin)
+	s := pgtest.Start(t, "admin", admin)
 	path := filepath.Join(t.TempDir(), "provision.sh")
 	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
 		t.Fatal(err)
@@ -219,8 +89,7 @@ func TestProvisionScriptSetsTheNewPassword(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "/bin/sh", path)
-		cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(s.port), "PGUSER=admin",
-			"PGPASSWORD="+admin, "PGDATABASE=postgres", "PGCONNECT_TIMEOUT=5", "WAIT_SECONDS=30")
+		cmd.Env = append(append(os.Environ(), s.Env("admin", admin, "postgres")...), "WAIT_SECONDS=30")
 		for i, d := range dbs {
 			coll, _ := d["collation"].(string)
 			cmd.Env = append(cmd.Env,
@@ -239,7 +108,7 @@ func TestProvisionScriptSetsTheNewPassword(t *testing.T) {
 	}
 	provision(first)
 	for i, d := range dbs {
-		if err := s.login(t.Context(), d["user"].(string), first[i], d["database"].(string)); err != nil {
+		if err := s.Login(t.Context(), d["user"].(string), first[i], d["database"].(string)); err != nil {
 			t.Fatalf("database %s after the first provisioning: %v", d["database"], err)
 		}
 	}
@@ -248,16 +117,16 @@ func TestProvisionScriptSetsTheNewPassword(t *testing.T) {
 	second[0] = "regenerated-Xyz789"
 	provision(second)
 	usr, db := dbs[0]["user"].(string), dbs[0]["database"].(string)
-	if err := s.login(t.Context(), usr, second[0], db); err != nil {
+	if err := s.Login(t.Context(), usr, second[0], db); err != nil {
 		t.Errorf("the new password of %s is refused after provisioning again: %v", usr, err)
 	}
-	if err := s.login(t.Context(), usr, first[0], db); err == nil {
+	if err := s.Login(t.Context(), usr, first[0], db); err == nil {
 		t.Errorf("the old password of %s is still accepted", usr)
 	} else if !strings.Contains(err.Error(), "password authentication failed") {
 		t.Errorf("the old password of %s fails for another reason than the password: %v", usr, err)
 	}
 	for i := 1; i < len(dbs); i++ {
-		if err := s.login(t.Context(), dbs[i]["user"].(string), first[i], dbs[i]["database"].(string)); err != nil {
+		if err := s.Login(t.Context(), dbs[i]["user"].(string), first[i], dbs[i]["database"].(string)); err != nil {
 			t.Errorf("database %s, whose password did not change, refuses it now: %v", dbs[i]["database"], err)
 		}
 	}
@@ -314,16 +183,14 @@ func superuserScript(t *testing.T) string {
 	return ""
 }
 
-// runSuperuserScript runs the init container's script on the server's data directory
-// as the server's user, with the image's environment (PGDATA, postgres on PATH).
-func (s *pgServer) runSuperuserScript(t *testing.T, script, usr, password string) (string, error) {
+// runSuperuserScript runs the init container's script on a data directory as the
+// server's user, with the image's environment (PGDATA, postgres on PATH).
+func runSuperuserScript(t *testing.T, s *pgtest.Server, pgdata, script, usr, password string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
-	cmd.Dir = s.dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
-	cmd.Env = []string{"PATH=" + s.bin + ":/usr/bin:/bin", "PGDATA=" + s.data(),
+	cmd := s.Command(ctx, "/bin/sh", "-c", script)
+	cmd.Env = []string{"PATH=" + s.Bin + ":/usr/bin:/bin", "PGDATA=" + pgdata,
 		"POSTGRES_USER=" + usr, "POSTGRES_PASSWORD=" + password}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -340,34 +207,34 @@ func (s *pgServer) runSuperuserScript(t *testing.T, script, usr, password string
 func TestSuperuserPasswordFollowsTheSecret(t *testing.T) {
 	script := superuserScript(t)
 	const old = "first-Admin-123"
-	s := startPostgres(t, old)
-	if err := s.login(t.Context(), "admin", old, "postgres"); err != nil {
+	s := pgtest.Start(t, "admin", old)
+	if err := s.Login(t.Context(), "admin", old, "postgres"); err != nil {
 		t.Fatalf("the first password: %v", err)
 	}
-	s.stop(t)
+	s.StopServer(t)
 
 	regenerated := `new'Pass"word\with$(quotes)`
-	out, err := s.runSuperuserScript(t, script, "admin", regenerated)
+	out, err := runSuperuserScript(t, s, s.DataDir(), script, "admin", regenerated)
 	if err != nil {
 		t.Fatalf("init script: %v\n%s", err, out)
 	}
 	if strings.Contains(out, regenerated) || strings.Contains(out, "Pass") {
 		t.Errorf("the init script printed the password:\n%s", out)
 	}
-	s.start(t)
-	if err := s.login(t.Context(), "admin", regenerated, "postgres"); err != nil {
+	s.StartServer(t)
+	if err := s.Login(t.Context(), "admin", regenerated, "postgres"); err != nil {
 		t.Errorf("the regenerated password is refused: %v", err)
 	}
-	if err := s.login(t.Context(), "admin", old, "postgres"); err == nil {
+	if err := s.Login(t.Context(), "admin", old, "postgres"); err == nil {
 		t.Error("the old password is still accepted")
 	} else if !strings.Contains(err.Error(), "password authentication failed") {
 		t.Errorf("the old password fails for another reason than the password: %v", err)
 	}
-	s.stop(t)
+	s.StopServer(t)
 
 	// A failure (a superuser that does not exist) fails the container, without the
 	// password in its output.
-	out, err = s.runSuperuserScript(t, script, "nobody-here", "secret-Value-987")
+	out, err = runSuperuserScript(t, s, s.DataDir(), script, "nobody-here", "secret-Value-987")
 	if err == nil {
 		t.Errorf("the script succeeded for a role that does not exist:\n%s", out)
 	}
@@ -375,28 +242,18 @@ func TestSuperuserPasswordFollowsTheSecret(t *testing.T) {
 		t.Errorf("the failing script printed the password:\n%s", out)
 	}
 	// A password with a line break is refused before PostgreSQL sees it.
-	if out, err := s.runSuperuserScript(t, script, "admin", "two\nlines"); err == nil {
+	if out, err := runSuperuserScript(t, s, s.DataDir(), script, "admin", "two\nlines"); err == nil {
 		t.Errorf("a password with a line break was accepted:\n%s", out)
 	}
-	s.start(t)
-	if err := s.login(t.Context(), "admin", regenerated, "postgres"); err != nil {
+	s.StartServer(t)
+	if err := s.Login(t.Context(), "admin", regenerated, "postgres"); err != nil {
 		t.Errorf("after the refused runs the password changed: %v", err)
 	}
 
 	// On an empty data directory (the first start) the script does nothing: the image's
 	// entrypoint runs initdb with the Secret's password.
-	dir, err := os.MkdirTemp("", "platzwart-pg-empty-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	empty := &pgServer{bin: s.bin, dir: dir, cred: s.cred}
-	if s.cred != nil {
-		if err := os.Chown(empty.dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := empty.runSuperuserScript(t, script, "admin", "whatever-1"); err != nil {
+	empty := filepath.Join(s.TempDir(t), "data")
+	if out, err := runSuperuserScript(t, s, empty, script, "admin", "whatever-1"); err != nil {
 		t.Errorf("on an empty data directory: %v\n%s", err, out)
 	}
 }
