@@ -86,6 +86,14 @@ generate:
 	  object:headerFile=hack/boilerplate.go.txt crd paths=./api/... output:crd:dir=config/crd
 	cp config/crd/platzwart.io_workplaces.yaml charts/platzwart/crds/
 
+IMAGE_DIR ?= $(CACHE_DIR)/image
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+
+.PHONY: image
+## image: the platzwart OCI image without a container engine (build/ociimage): OCI and docker archives + CycloneDX SBOM in $(IMAGE_DIR); PUSH=REF also pushes
+image:
+	$(GO) run ./build/cmd/platzwart-image -out $(IMAGE_DIR) -version $(VERSION) -platform $(IMAGE_PLATFORMS) $(if $(PUSH),-push $(PUSH))
+
 ## demo: the GitOps loop on the example: Git server on loopback, controller, status (local control plane unless KUBECONFIG is set)
 demo: build
 	@PLATZWART=$(PLATZWART) CACHE_DIR=$(CACHE_DIR) ./hack/demo.sh

@@ -99,6 +99,14 @@ type WorkplaceSpec struct {
 	// +optional
 	Patches map[string][]kustomize.Patch `json:"patches,omitempty"`
 
+	// Versions pins a component (by name, like values and patches: a version belongs
+	// to one product) to one of the versions its catalog entry lists; a component
+	// without a pin follows the newest. platzwart reaches the version through the
+	// component's upgrade path, stepping stones included, and never downgrades.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Versions map[string]ComponentVersion `json:"versions,omitempty"`
+
 	// DataPolicy says whether the volumes and databases of a removed component are
 	// kept (Retain, the default) or deleted (Delete).
 	// +kubebuilder:default=Retain
@@ -129,6 +137,14 @@ type WorkplaceSpec struct {
 	// +optional
 	Retries *int32 `json:"retries,omitempty"`
 }
+
+// ComponentVersion is a version of a component as its catalog entry lists it
+// (spec.versions[].version): numbers and dots such as 34.0.4, v1.162.0 or 18.6, an
+// optional -pre-release.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^v?[0-9]+(\.[0-9]+){0,2}(-[0-9A-Za-z]+([.-][0-9A-Za-z]+)*)?$`
+type ComponentVersion string
 
 // Routing says how public hostnames are routed and how TLS is provided.
 // +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Gateway' || (has(self.gateway) && size(self.gateway.name) > 0)",message="gateway.name: required when mode is Gateway"

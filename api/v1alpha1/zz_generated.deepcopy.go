@@ -301,6 +301,13 @@ func (in *WorkplaceSpec) DeepCopyInto(out *WorkplaceSpec) {
 			(*out)[key] = outVal
 		}
 	}
+	if in.Versions != nil {
+		in, out := &in.Versions, &out.Versions
+		*out = make(map[string]ComponentVersion, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val
+		}
+	}
 	if in.Routing != nil {
 		in, out := &in.Routing, &out.Routing
 		*out = new(Routing)

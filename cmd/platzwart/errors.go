@@ -10,6 +10,9 @@ func joinErrors(errs []error) error { return errors.Join(errs...) }
 
 // flatten splits joined errors into their lines.
 func flatten(err error) []string {
+	if e, ok := err.(*exitError); ok && e.err != nil {
+		return flatten(e.err)
+	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []string
 		for _, e := range j.Unwrap() {

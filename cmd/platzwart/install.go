@@ -195,7 +195,7 @@ func runInstall(ctx context.Context, g *globalFlags, f *installFlags, out, errOu
 		return fmt.Errorf("chart values: %w", err)
 	}
 	if image, _ := effective.PathValue("image.repository"); image == "platzwart/platzwart" {
-		fmt.Fprintln(errOut, "note: no platzwart image is published yet: on a real cluster build and push one and set image.registry, image.repository and image.tag (charts/platzwart/README.md, \"Image\")")
+		fmt.Fprintln(errOut, "note: nothing publishes the platzwart image yet: build it with `make image`, load it (minikube image load) or push it (make image PUSH=REF), and set image.tag to its version (docs/minikube.md; charts/platzwart/README.md, \"Image\")")
 	}
 	fmt.Fprintf(errOut, "waiting up to %s for the controller to be ready\n", f.timeout)
 	if err := waitRelease(ctx, c, cfg, rel, f.timeout); err != nil {

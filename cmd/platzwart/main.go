@@ -37,7 +37,9 @@ func main() {
 		}
 	}()
 	if err := newRootCommand(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", formatError(err))
-		os.Exit(1)
+		if !silent(err) {
+			fmt.Fprintln(os.Stderr, "Error:", formatError(err))
+		}
+		os.Exit(exitCode(err))
 	}
 }

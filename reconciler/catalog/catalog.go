@@ -338,6 +338,7 @@ func (c *Catalog) validateComponent(comp *Component) []error {
 			errs = append(errs, bad(t.field, "template: %v", err))
 		}
 	}
+	errs = append(errs, c.validateVersions(comp, bad)...)
 	return errs
 }
 

@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"time"
+
 	"github.com/platzwart/platzwart/api/v1alpha1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,6 +70,69 @@ type ComponentSpec struct {
 	// Trust lists the containers of the chart that call other components' public
 	// URLs over HTTPS and how each is given the workplace's CA (routing.tls.caSecret).
 	Trust []TrustClient `json:"trust,omitempty"`
+	// Versions are the component's versions, oldest first, and the rules for
+	// upgrading between them. The newest is what Chart, Values and Images render;
+	// older ones are overlays on them. Empty: the component is not versioned and an
+	// upgrade is one step to whatever the chart renders.
+	Versions []Version `json:"versions,omitempty"`
+}
+
+// Version is one version of a component: what it runs and how it may be reached.
+type Version struct {
+	// Version is the upstream product's version ("34.0.4", "v1.162.0", "18.6"),
+	// compared as a semantic version (a leading "v" and missing minor or patch
+	// numbers are allowed; no build metadata, so that it fits a label value).
+	Version string `json:"version"`
+	// Chart is the chart directory of this version; default spec.chart. The newest
+	// version always uses spec.chart.
+	Chart string `json:"chart,omitempty"`
+	// Images are the images this version runs. Required on every version but the
+	// newest, whose images are spec.images.
+	Images []string `json:"images,omitempty"`
+	// Values is a template like spec.values, merged over its output for this version
+	// (the image tags of an older version, say). Not allowed on the newest version.
+	Values string `json:"values,omitempty"`
+	// From is a constraint on the deployed version an upgrade to this version may
+	// start from, e.g. ">=33.0.0 <34.0.0" (github.com/Masterminds/semver syntax:
+	// space-separated comparisons must all hold, "||" separates alternatives).
+	// Empty: any older version.
+	From string `json:"from,omitempty"`
+	// Mandatory makes this version a stepping stone: an upgrade from an older version
+	// to a newer one stops here and takes it as a step of its own.
+	Mandatory bool `json:"mandatory,omitempty"`
+	// Risky says that reaching this version changes stored data in a way only a
+	// backup undoes (schema migrations on start, a new data format): the engine
+	// backs the component's data up before the step.
+	Risky bool `json:"risky,omitempty"`
+	// Migrations are Jobs run before or after the upgrade to this version, in order.
+	// They run on steps of an upgrade path only, never on a first install.
+	Migrations []Migration `json:"migrations,omitempty"`
+}
+
+// Phase says when a migration runs.
+type Phase string
+
+const (
+	// PhasePre runs the migration after the previous step is ready and before the
+	// upgrade to its version starts.
+	PhasePre Phase = "pre"
+	// PhasePost runs the migration once the upgrade to its version is ready.
+	PhasePost Phase = "post"
+)
+
+// DefaultMigrationTimeout bounds a migration Job whose declaration sets no timeout.
+const DefaultMigrationTimeout = 10 * time.Minute
+
+// Migration is a Job run on the way to a version.
+type Migration struct {
+	// Name identifies the migration within its version (a DNS-1123 label).
+	Name string `json:"name"`
+	// Phase is pre or post.
+	Phase Phase `json:"phase"`
+	// Timeout bounds the Job (default DefaultMigrationTimeout).
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Job is a template like spec.values whose output is a batch/v1 JobSpec.
+	Job string `json:"job"`
 }
 
 // TrustClient is a container that must trust the workplace's CA: when

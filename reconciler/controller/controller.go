@@ -145,6 +145,14 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	sourceMetrics, err := source.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	webhookMetrics, err := webhook.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	mgr, err := ctrl.NewManager(kc.Config, ctrl.Options{
 		Scheme: scheme,
 		Logger: log,
@@ -217,6 +225,7 @@ func Run(ctx context.Context, opts Options) error {
 			kube:    kc,
 			state:   state,
 			trigger: trigger.C(),
+			metrics: sourceMetrics,
 			log:     log.WithName("source"),
 		}
 		loop.wake = func(ctx context.Context) { wakeAll(ctx, mgr.GetClient(), opts.Name, wake, loop.log) }
@@ -230,6 +239,7 @@ func Run(ctx context.Context, opts Options) error {
 			Logger:  slog.New(logr.ToSlogHandler(log.WithName("webhook"))),
 			Trigger: trigger.Fire,
 			Refs:    webhookRefs(opts.Source.Ref),
+			Metrics: webhookMetrics,
 		})
 		if err != nil {
 			return err

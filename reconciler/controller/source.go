@@ -104,6 +104,9 @@ type sourceLoop struct {
 	wake func(ctx context.Context)
 	log  logr.Logger
 	last string
+
+	// metrics counts and times the fetches; nil counts nothing.
+	metrics *source.Metrics
 }
 
 // NeedLeaderElection is true: only the leader fetches and applies.
@@ -130,7 +133,9 @@ func (l *sourceLoop) Start(ctx context.Context) error {
 // sync fetches once and applies what changed.
 func (l *sourceLoop) sync(ctx context.Context, why string) {
 	log := l.log.WithValues("trigger", why)
+	start := time.Now()
 	art, err := source.Fetch(ctx, l.opts.Source, l.last)
+	l.metrics.ObserveFetch(time.Since(start), err)
 	if errors.Is(err, source.ErrUnchanged) {
 		l.setFetchErr(ctx, nil)
 		return

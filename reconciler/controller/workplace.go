@@ -141,6 +141,7 @@ func (r *WorkplaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	orig := w.DeepCopy()
 	res, rerr := r.reconcile(ctx, log, w, revision)
 	r.Metrics.ObserveReconcile(w.Namespace, w.Name, time.Since(start), rerr)
+	r.Metrics.SetReady(w.Namespace, w.Name, meta.IsStatusConditionTrue(w.Status.Conditions, ConditionReady))
 	// The status is written even when the process is stopping (ctx cancelled), so
 	// that an interrupted reconcile says so.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
@@ -193,7 +194,6 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "InvalidWorkplace", "Plan", "%s", err.Error())
 		return ctrl.Result{}, nil
 	}
-	started := time.Now()
 	id := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
 	if err := r.hosts.claim(id, render.PlanHostClaims(p)); err != nil {
 		// Another Workplace of this controller claims a host: it may go away, so look
@@ -202,13 +202,14 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "HostCollision", "Plan", "%s", err.Error())
 		return ctrl.Result{RequeueAfter: time.Minute}, nil
 	}
+	started := time.Now()
 	rep, err := r.Rec.Reconcile(ctx, p)
-	var locked *release.LockedError
 	if err != nil && (rep == nil || (rep.Result == nil && len(rep.Secrets) == 0)) {
 		// Refused before anything was written (preflight, a lost Secret, the Lease):
 		// the hosts are not taken yet.
 		r.hosts.forget(id)
 	}
+	var locked *release.LockedError
 	var lost *secrets.LostError
 	switch {
 	case errors.As(err, &lost):
@@ -217,8 +218,8 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 		r.stalled(w, "SecretLost", err)
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "SecretLost", "Reconcile", "%s", err.Error())
 		return ctrl.Result{RequeueAfter: time.Minute}, nil
-		// Contention, not a failure: another process is changing this workplace.
 	case errors.As(err, &locked):
+		// Contention, not a failure: another process is changing this workplace.
 		r.progressing(w, "LeaseHeld", err.Error())
 		log.Info("waiting for the workplace lease", "holder", locked.Holder)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil

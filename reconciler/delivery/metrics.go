@@ -18,6 +18,7 @@ const (
 	MetricReconcileDuration  = "platzwart_reconcile_duration_seconds"
 	MetricReconcileErrors    = "platzwart_reconcile_errors_total"
 	MetricHelmActions        = "platzwart_helm_actions_total"
+	MetricWorkplaceReady     = "platzwart_workplace_ready"
 )
 
 // Labels every series carries.
@@ -70,6 +71,7 @@ type Metrics struct {
 	reconcileDuration *prometheus.HistogramVec
 	reconcileErrors   *prometheus.CounterVec
 	helmActions       *prometheus.CounterVec
+	ready             *prometheus.GaugeVec
 
 	vecs []*prometheus.MetricVec // every collector's vec, for Forget
 }
@@ -119,15 +121,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: MetricHelmActions,
 			Help: "Helm actions taken on the workplace's releases, by action (install, upgrade, rollback, uninstall, other).",
 		}, with("action")),
+		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: MetricWorkplaceReady,
+			Help: "1 when the workplace's Ready condition is True after its last reconcile, else 0.",
+		}, with()),
 	}
 	m.vecs = []*prometheus.MetricVec{
 		m.deployments.MetricVec, m.leadTime.MetricVec, m.changeFailure.MetricVec,
 		m.timeToRestore.MetricVec, m.lastDeployment.MetricVec, m.reconcileDuration.MetricVec,
-		m.reconcileErrors.MetricVec, m.helmActions.MetricVec,
+		m.reconcileErrors.MetricVec, m.helmActions.MetricVec, m.ready.MetricVec,
 	}
 	collectors := []prometheus.Collector{
 		m.deployments, m.leadTime, m.changeFailure, m.timeToRestore,
-		m.lastDeployment, m.reconcileDuration, m.reconcileErrors, m.helmActions,
+		m.lastDeployment, m.reconcileDuration, m.reconcileErrors, m.helmActions, m.ready,
 	}
 	for i, c := range collectors {
 		if err := reg.Register(c); err != nil {
@@ -175,18 +181,27 @@ func (m *Metrics) ObserveDeployment(ns, wp string, before []Record, rec Record) 
 	}
 }
 
-// Sync sets the series derived from a workplace's history: the change failure ratio,
-// the last deployment timestamp (when the history has a success), and both result
-// series of the deployment counter (so that a ratio of the two exists from the
-// start). Counters and histograms are not changed. Call it when the controller first
-// sees a workplace, so a restarted controller exports the gauges before the next
-// deployment; [Metrics.ObserveDeployment] calls it itself.
+// Sync sets the series derived from a workplace's history: the change failure ratio
+// and the last deployment timestamp (when the history has a success). It also creates,
+// at 0 and without changing them, both result series of the deployment counter (so
+// that a ratio of the two exists from the start), the lead time and time to restore
+// histograms and the install, upgrade, rollback and uninstall series of the Helm
+// action counter: increase() over a series that appears with its first observation
+// does not see that observation (the first rollback after a restart would not alert).
+// Call it when the controller first sees a workplace, so a restarted controller
+// exports the gauges before the next deployment; [Metrics.ObserveDeployment] calls it
+// itself.
 func (m *Metrics) Sync(ns, wp string, history []Record) {
 	if m == nil {
 		return
 	}
 	m.deployments.WithLabelValues(ns, wp, ResultSuccess)
 	m.deployments.WithLabelValues(ns, wp, ResultFailure)
+	m.leadTime.WithLabelValues(ns, wp)
+	m.timeToRestore.WithLabelValues(ns, wp)
+	for _, a := range []string{ActionInstall, ActionUpgrade, ActionRollback, ActionUninstall} {
+		m.helmActions.WithLabelValues(ns, wp, a)
+	}
 	m.changeFailure.WithLabelValues(ns, wp).Set(ChangeFailureRate(history))
 	if last, ok := LastSuccess(history); ok {
 		m.lastDeployment.WithLabelValues(ns, wp).Set(float64(last.end().UnixNano()) / 1e9)
@@ -220,6 +235,19 @@ func (m *Metrics) HelmAction(ns, wp, action string) {
 		action = ActionOther
 	}
 	m.helmActions.WithLabelValues(ns, wp, action).Inc()
+}
+
+// SetReady sets the readiness of workplace ns/wp: ready is whether its Ready
+// condition is True after a reconcile (False and Unknown are both not ready).
+func (m *Metrics) SetReady(ns, wp string, ready bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if ready {
+		v = 1
+	}
+	m.ready.WithLabelValues(ns, wp).Set(v)
 }
 
 // Forget deletes every series of workplace ns/wp, for a Workplace that was deleted.

@@ -164,8 +164,12 @@ func TestFirstFailureExportsBothResults(t *testing.T) {
 	if _, ok := fams[MetricLastDeployment]; ok {
 		t.Error("last deployment timestamp without a successful deployment")
 	}
-	if _, ok := fams[MetricTimeToRestore]; ok {
-		t.Error("time to restore without a restore")
+	// The histograms exist, empty, so that increase() sees their first observation.
+	if n := metric(t, fams, MetricTimeToRestore, "namespace", "ns", "workplace", "wp").GetHistogram().GetSampleCount(); n != 0 {
+		t.Errorf("time to restore without a restore: %d observations", n)
+	}
+	if n := metric(t, fams, MetricLeadTime, "namespace", "ns", "workplace", "wp").GetHistogram().GetSampleCount(); n != 0 {
+		t.Errorf("lead time without a success: %d observations", n)
 	}
 }
 
@@ -190,8 +194,8 @@ func TestSyncAfterRestart(t *testing.T) {
 	if h := metric(t, fams, MetricTimeToRestore, "namespace", "ns", "workplace", "wp").GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 360 {
 		t.Errorf("time to restore %d / %v, want 1 / 360", h.GetSampleCount(), h.GetSampleSum())
 	}
-	if _, ok := fams[MetricLeadTime]; ok {
-		t.Error("lead time observed without a commit time")
+	if n := metric(t, fams, MetricLeadTime, "namespace", "ns", "workplace", "wp").GetHistogram().GetSampleCount(); n != 0 {
+		t.Errorf("lead time observed without a commit time: %d observations", n)
 	}
 }
 
@@ -243,6 +247,7 @@ func TestLabelSets(t *testing.T) {
 	m.ObserveDeployment("ns", "wp", []Record{fail("a", 0, 1, 2)}, ok("b", 0, 3, 4))
 	m.ObserveReconcile("ns", "wp", time.Second, errors.New("x"))
 	m.HelmAction("ns", "wp", ActionInstall)
+	m.SetReady("ns", "wp", true)
 	fams := gather(t, reg)
 	want := map[string]struct {
 		typ    dto.MetricType
@@ -256,6 +261,7 @@ func TestLabelSets(t *testing.T) {
 		MetricReconcileDuration:  {dto.MetricType_HISTOGRAM, "namespace,result,workplace"},
 		MetricReconcileErrors:    {dto.MetricType_COUNTER, "namespace,workplace"},
 		MetricHelmActions:        {dto.MetricType_COUNTER, "action,namespace,workplace"},
+		MetricWorkplaceReady:     {dto.MetricType_GAUGE, "namespace,workplace"},
 	}
 	if len(fams) != len(want) {
 		names := make([]string, 0, len(fams))
@@ -307,13 +313,14 @@ func TestForget(t *testing.T) {
 		m.ObserveReconcile("rathaus", wp, time.Second, errors.New("x"))
 		m.ObserveReconcile("rathaus", wp, time.Second, nil)
 		m.HelmAction("rathaus", wp, ActionUpgrade)
+		m.SetReady("rathaus", wp, false)
 	}
 	m.HelmAction("other", "demo", ActionInstall) // same name, another namespace
 	before := gather(t, reg)
 	n := seriesCount(before, "rathaus", "demo")
-	// deployments x2, lead, ratio, restore, last, duration x2, errors, helm
-	if n != 10 {
-		t.Fatalf("%d series for rathaus/demo before Forget, want 10", n)
+	// deployments x2, lead, ratio, restore, last, duration x2, errors, helm x4, ready
+	if n != 14 {
+		t.Fatalf("%d series for rathaus/demo before Forget, want 14", n)
 	}
 	if got := m.Forget("rathaus", "demo"); got != n {
 		t.Errorf("Forget deleted %d series, want %d", got, n)
@@ -394,7 +401,43 @@ func TestNilMetrics(t *testing.T) {
 	m.Sync("ns", "wp", nil)
 	m.ObserveReconcile("ns", "wp", time.Second, errors.New("x"))
 	m.HelmAction("ns", "wp", ActionInstall)
+	m.SetReady("ns", "wp", true)
 	if n := m.Forget("ns", "wp"); n != 0 {
 		t.Errorf("Forget on nil: %d", n)
+	}
+}
+
+// TestSetReady: 1 for Ready=True, 0 otherwise, one series per workplace.
+func TestSetReady(t *testing.T) {
+	m, reg := newMetrics(t)
+	m.SetReady("ns", "a", true)
+	m.SetReady("ns", "b", true)
+	m.SetReady("ns", "b", false)
+	fams := gather(t, reg)
+	if v := metric(t, fams, MetricWorkplaceReady, "namespace", "ns", "workplace", "a").GetGauge().GetValue(); v != 1 {
+		t.Errorf("ready a = %v, want 1", v)
+	}
+	if v := metric(t, fams, MetricWorkplaceReady, "namespace", "ns", "workplace", "b").GetGauge().GetValue(); v != 0 {
+		t.Errorf("ready b = %v, want 0", v)
+	}
+	if n := len(fams[MetricWorkplaceReady].GetMetric()); n != 2 {
+		t.Errorf("%d readiness series, want 2", n)
+	}
+}
+
+// TestSyncCreatesTheSeriesAlertsIncrease: after Sync, the rollback counter exists at 0,
+// so the first rollback is an increase Prometheus can see.
+func TestSyncCreatesTheSeriesAlertsIncrease(t *testing.T) {
+	m, reg := newMetrics(t)
+	m.Sync("ns", "wp", nil)
+	fams := gather(t, reg)
+	for _, a := range []string{ActionInstall, ActionUpgrade, ActionRollback, ActionUninstall} {
+		if v := metric(t, fams, MetricHelmActions, "namespace", "ns", "workplace", "wp", "action", a).GetCounter().GetValue(); v != 0 {
+			t.Errorf("%s = %v after Sync, want 0", a, v)
+		}
+	}
+	m.HelmAction("ns", "wp", ActionRollback)
+	if v := metric(t, gather(t, reg), MetricHelmActions, "namespace", "ns", "workplace", "wp", "action", ActionRollback).GetCounter().GetValue(); v != 1 {
+		t.Errorf("rollback = %v, want 1", v)
 	}
 }

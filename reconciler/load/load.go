@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -215,6 +217,11 @@ func validate(w *Workplace) error {
 	if s.Images != nil && s.Images.Registry != "" {
 		if strings.Contains(s.Images.Registry, "://") || strings.HasSuffix(s.Images.Registry, "/") {
 			errs = append(errs, w.Errorf("spec.images.registry", "%q must be a registry host with an optional path, without scheme or trailing slash", s.Images.Registry))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Versions)) {
+		if _, err := catalog.ParseVersion(string(s.Versions[name])); err != nil {
+			errs = append(errs, w.Errorf("spec.versions."+name, "%v", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -5,6 +5,7 @@
 package plan
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,12 +16,14 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/kustomize"
+	batchv1 "k8s.io/api/batch/v1"
 
 	"github.com/platzwart/platzwart/api/v1alpha1"
 	"github.com/platzwart/platzwart/reconciler/catalog"
 	"github.com/platzwart/platzwart/reconciler/contract"
 	"github.com/platzwart/platzwart/reconciler/guard"
 	"github.com/platzwart/platzwart/reconciler/load"
+	"github.com/platzwart/platzwart/reconciler/upgrade"
 )
 
 // DefaultTimeout is the readiness timeout of a release whose component sets none.
@@ -100,11 +103,40 @@ type Release struct {
 	// Digest covers chart, values, patches and pod annotations: equal digests render
 	// equal manifests.
 	Digest string `json:"digest"`
+	// Version is the component version the release installs: the workplace's pin
+	// (spec.versions) or the newest the component lists; "" for a component without
+	// versions. It is not in the digest: the values and chart it selects are.
+	Version string `json:"version,omitempty"`
+	// Risky says the upgrade step to Version needs a backup first.
+	Risky bool `json:"risky,omitempty"`
+	// Migrations are the Jobs run around the upgrade step to Version, in declaration
+	// order (never on a first install).
+	Migrations []Migration `json:"migrations,omitempty"`
 
 	// Chart is the loaded chart.
 	Chart *catalog.Chart `json:"-"`
 	// PatchesOrigin names where the patches come from, for errors.
 	PatchesOrigin string `json:"-"`
+	// VersionOrigin names the field Version comes from, for errors: the workplace's
+	// spec.versions.<component> or the component's spec.versions.
+	VersionOrigin string `json:"-"`
+
+	// def is the component's catalog entry, and earlier are this release at each of
+	// its listed versions older than Version, oldest first: the steps Path takes.
+	def     *catalog.Component
+	earlier []*Release
+}
+
+// Migration is a migration Job of a version, rendered for one release.
+type Migration struct {
+	// Name identifies the migration within its version.
+	Name string `json:"name"`
+	// Phase is pre (before the upgrade step) or post (once it is ready).
+	Phase catalog.Phase `json:"phase"`
+	// Timeout bounds the Job.
+	Timeout time.Duration `json:"timeout"`
+	// Job is the rendered Job spec; the engine names and labels the Job.
+	Job batchv1.JobSpec `json:"job"`
 }
 
 // Secret is a Secret generated once in the workplace's namespace.
@@ -136,6 +168,10 @@ type component struct {
 	needs   []string // components it requires (ordering: ready before it starts)
 	// consumers are the template entries of the components consuming this one.
 	consumers []any
+	// target is the index in spec.versions of the version to install (-1: the
+	// component lists none), and versionOrigin the field it comes from.
+	target        int
+	versionOrigin string
 }
 
 // Build computes the plan of w with the catalog cat.
@@ -319,6 +355,17 @@ func (b *builder) checkInputs() error {
 			}
 		}
 	}
+	for _, name := range sortedKeys(w.Spec.Versions) {
+		comp, ok := b.cat.Components[name]
+		if !ok {
+			errs = append(errs, w.Errorf("spec.versions."+name, "unknown component %q", name))
+			continue
+		}
+		if v := string(w.Spec.Versions[name]); comp.VersionIndex(v) < 0 {
+			err := &upgrade.UnknownVersionError{Component: name, Version: v, Known: comp.VersionNames()}
+			errs = append(errs, w.Errorf("spec.versions."+name, "%v (%s: spec.versions)", err, comp.File))
+		}
+	}
 	owner := map[string]string{}
 	for _, capName := range sortedKeys(b.byCap) {
 		c := b.byCap[capName]
@@ -353,6 +400,14 @@ func (b *builder) checkInputs() error {
 			}
 		}
 		c.values = vals
+		c.target = len(c.def.Spec.Versions) - 1
+		c.versionOrigin = fmt.Sprintf("%s: %s %q: spec.versions", c.def.File, catalog.ComponentKind, c.def.Metadata.Name)
+		if pin, ok := w.Spec.Versions[c.def.Metadata.Name]; ok {
+			if i := c.def.VersionIndex(string(pin)); i >= 0 {
+				c.target = i
+				c.versionOrigin = fmt.Sprintf("%s: %s: spec.versions.%s", w.File, w.Label(), c.def.Metadata.Name)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -477,7 +532,16 @@ func (b *builder) baseContext(c *component, routing map[string]any) map[string]a
 		"Settings":  deepCopy(b.profile.settings),
 		"Values":    deepCopy(c.values),
 		"Secrets":   secrets,
+		"Version":   c.versionName(c.target),
 	}
+}
+
+// versionName is the name of the component's version at index i ("" for -1).
+func (c *component) versionName(i int) string {
+	if i < 0 {
+		return ""
+	}
+	return c.def.Spec.Versions[i].Version
 }
 
 // releaseOrName names a component's secrets: its release, or <workplace>-<component>
@@ -636,16 +700,51 @@ func (b *builder) secrets(c *component) []Secret {
 	return out
 }
 
-// release computes one release: values from the mapping, overlays and the digest.
+// release computes the release of a component at its target version and, for a
+// component with versions, the release at each older listed version: the steps an
+// upgrade path may take (Release.Path).
 func (b *builder) release(c *component, routing map[string]any) (*Release, error) {
+	rel, err := b.releaseAt(c, routing, c.target)
+	if err != nil {
+		return nil, err
+	}
+	rel.def = c.def
+	rel.VersionOrigin = c.versionOrigin
+	for i := 0; i < c.target; i++ {
+		r, err := b.releaseAt(c, routing, i)
+		if err != nil {
+			return nil, err
+		}
+		r.VersionOrigin = c.versionOrigin
+		rel.earlier = append(rel.earlier, r)
+	}
+	return rel, nil
+}
+
+// releaseAt computes one release at the component's version with index vi (-1 for a
+// component without versions): values from the mapping, the version's overlay, the
+// profile's and workplace's values, its migrations and the digest.
+func (b *builder) releaseAt(c *component, routing map[string]any, vi int) (*Release, error) {
 	def := c.def
-	ch, err := b.cat.Chart(def.Spec.Chart)
+	var ver catalog.Version // the zero Version for an unversioned component
+	if vi >= 0 {
+		ver = def.Spec.Versions[vi]
+	}
+	chartDir, images := def.Spec.Chart, def.Spec.Images
+	if ver.Chart != "" {
+		chartDir = ver.Chart
+	}
+	if vi >= 0 && vi < len(def.Spec.Versions)-1 {
+		images = ver.Images
+	}
+	ch, err := b.cat.Chart(chartDir)
 	if err != nil {
 		return nil, b.componentError(c, "spec.chart", err)
 	}
 	ctx := b.baseContext(c, routing)
 	ctx["Uses"] = deepCopy(c.uses)
 	ctx["Consumers"] = c.consumers
+	ctx["Version"] = c.versionName(vi)
 	t, err := catalog.ParseTemplate(def.Metadata.Name+" values", def.Spec.Values)
 	if err != nil {
 		return nil, b.componentError(c, "spec.values", err)
@@ -654,9 +753,25 @@ func (b *builder) release(c *component, routing map[string]any) (*Release, error
 	if err != nil {
 		return nil, b.componentError(c, "spec.values", err)
 	}
+	if strings.TrimSpace(ver.Values) != "" {
+		field := fmt.Sprintf("spec.versions[%d]", vi)
+		t, err := catalog.ParseTemplate(def.Metadata.Name+" "+ver.Version+" values", ver.Values)
+		if err != nil {
+			return nil, b.componentError(c, field+".values", err)
+		}
+		overlay, err := t.Execute(ctx)
+		if err != nil {
+			return nil, b.componentError(c, field+".values", err)
+		}
+		mapped = merge(mapped, overlay)
+	}
 	values, err := normalize(merge(mapped, deepCopy(c.values)))
 	if err != nil {
 		return nil, b.componentError(c, "spec.values", err)
+	}
+	migrations, err := b.migrations(c, ctx, vi)
+	if err != nil {
+		return nil, err
 	}
 	var deps []string
 	for _, d := range c.needs {
@@ -674,17 +789,20 @@ func (b *builder) release(c *component, routing map[string]any) (*Release, error
 		Namespace:     b.w.Namespace,
 		Component:     def.Metadata.Name,
 		Capability:    def.Spec.Capability,
-		ChartPath:     def.Spec.Chart,
+		ChartPath:     chartDir,
 		ChartName:     ch.Chart.Name(),
 		ChartVersion:  ch.Chart.Metadata.Version,
 		ChartDigest:   ch.Digest,
 		DependsOn:     deps,
 		Hosts:         c.hosts,
-		Images:        def.Spec.Images,
+		Images:        images,
 		ClusterScoped: def.Spec.ClusterScoped,
 		Timeout:       timeout,
 		Values:        values,
 		Patches:       b.w.Spec.Patches[def.Metadata.Name],
+		Version:       ver.Version,
+		Risky:         ver.Risky,
+		Migrations:    migrations,
 		Chart:         ch,
 		PatchesOrigin: fmt.Sprintf("%s: %s: spec.patches.%s", b.w.File, b.w.Label(), def.Metadata.Name),
 	}
@@ -693,6 +811,106 @@ func (b *builder) release(c *component, routing map[string]any) (*Release, error
 		return nil, b.componentError(c, "spec.values", err)
 	}
 	return rel, nil
+}
+
+// migrations renders the migration Jobs of the component's version vi with the
+// template context of its values.
+func (b *builder) migrations(c *component, ctx map[string]any, vi int) ([]Migration, error) {
+	if vi < 0 {
+		return nil, nil
+	}
+	var out []Migration
+	for j, m := range c.def.Spec.Versions[vi].Migrations {
+		field := fmt.Sprintf("spec.versions[%d].migrations[%d].job", vi, j)
+		t, err := catalog.ParseTemplate(c.def.Metadata.Name+" migration "+m.Name, m.Job)
+		if err != nil {
+			return nil, b.componentError(c, field, err)
+		}
+		rendered, err := t.Execute(ctx)
+		if err != nil {
+			return nil, b.componentError(c, field, err)
+		}
+		job, err := jobSpec(rendered)
+		if err != nil {
+			return nil, b.componentError(c, field, err)
+		}
+		timeout := catalog.DefaultMigrationTimeout
+		if m.Timeout != nil {
+			timeout = m.Timeout.Duration
+		}
+		out = append(out, Migration{Name: m.Name, Phase: m.Phase, Timeout: timeout, Job: job})
+	}
+	return out, nil
+}
+
+// jobSpec decodes a rendered template as a batch/v1 JobSpec; unknown fields are errors.
+func jobSpec(rendered map[string]any) (batchv1.JobSpec, error) {
+	var spec batchv1.JobSpec
+	data, err := json.Marshal(rendered)
+	if err != nil {
+		return spec, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		return spec, fmt.Errorf("not a batch/v1 JobSpec: %w", err)
+	}
+	if len(spec.Template.Spec.Containers) == 0 {
+		return spec, errors.New("not a batch/v1 JobSpec: template.spec.containers is empty")
+	}
+	return spec, nil
+}
+
+// Pinned reports whether the release installs an older version than the newest its
+// component lists (a workplace's pin).
+func (r *Release) Pinned() bool { return r.def != nil && r.Version != r.def.Newest() }
+
+// NewestVersion is the newest version the release's component lists ("" without
+// versions).
+func (r *Release) NewestVersion() string {
+	if r.def == nil {
+		return ""
+	}
+	return r.def.Newest()
+}
+
+// Path returns the releases to apply, in order, to bring the component from deployed
+// (the version recorded with its last ready revision; "" when it is not installed) to
+// r.Version, one per step of upgrade.Path: each older step is the component at that
+// version (its chart, values, images, migrations) with r's patches and pod
+// annotations, so it carries what the reconciler added to r; the last step is r.
+// Nil means no path: nothing deployed, the same version, or a component without
+// versions; apply r as always. A refusal (downgrade, no path, a skipped stepping
+// stone) is upgrade's typed error wrapped with r.VersionOrigin.
+func (r *Release) Path(deployed string) ([]*Release, error) {
+	if r.def == nil {
+		return nil, nil
+	}
+	steps, err := upgrade.Path(r.def, deployed, r.Version)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.VersionOrigin, err)
+	}
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	out := make([]*Release, 0, len(steps))
+	for _, s := range steps {
+		i := r.def.VersionIndex(s.Version)
+		if i < 0 || i > len(r.earlier) {
+			return nil, fmt.Errorf("%s: version %s of component %s was not planned", r.VersionOrigin, s.Version, r.Component)
+		}
+		if i == len(r.earlier) {
+			out = append(out, r)
+			continue
+		}
+		step := *r.earlier[i]
+		step.Patches, step.PatchesOrigin, step.PodAnnotations = r.Patches, r.PatchesOrigin, r.PodAnnotations
+		if step.Digest, err = digest(&step); err != nil {
+			return nil, fmt.Errorf("release %s at %s: digest: %w", r.Name, s.Version, err)
+		}
+		out = append(out, &step)
+	}
+	return out, nil
 }
 
 // Digest recomputes a release's digest, for a caller that changed its patches (the

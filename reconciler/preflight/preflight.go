@@ -340,7 +340,7 @@ func (c *Checker) dryRun(ctx context.Context, it item, nsExists bool) ([]Finding
 		}
 		var patch []byte
 		var pt types.PatchType
-		if patch, pt, err = helmPatch(it.previous, obj, live); err != nil {
+		if patch, pt, err = HelmPatch(it.previous, obj, live); err != nil {
 			return nil, fmt.Errorf("preflight: patch for %s: %w", it.id(), err)
 		}
 		err = c.Cluster.Client.Patch(ctx, live, client.RawPatch(pt, patch), client.DryRunAll, client.FieldOwner(FieldManager))
@@ -351,14 +351,14 @@ func (c *Checker) dryRun(ctx context.Context, it item, nsExists bool) ([]Finding
 	return nil, nil
 }
 
-// helmPatch computes the patch Helm v3's upgrade sends for an existing object
+// HelmPatch computes the patch Helm v3's upgrade sends for an existing object
 // (helm.sh/helm/v3 pkg/kube/client.go createPatch): for the built-in kinds a
 // three-way strategic merge patch from the previous revision's object, the new one
 // and the live one, so list entries the chart dropped (a renamed port) are removed;
 // for other kinds a JSON merge patch from the previous object to the new one.
 // Server-side apply under another field manager would keep the entries Helm owns and
 // report duplicates that Helm's upgrade never creates.
-func helmPatch(previous, target, live *unstructured.Unstructured) ([]byte, types.PatchType, error) {
+func HelmPatch(previous, target, live *unstructured.Unstructured) ([]byte, types.PatchType, error) {
 	oldData := []byte("null")
 	if previous != nil {
 		var err error

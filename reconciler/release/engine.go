@@ -123,6 +123,15 @@ func (s Step) CurrentManifest() string {
 	return s.current.latest.Manifest
 }
 
+// CurrentHooks returns the hooks of the release's newest revision in Helm's storage
+// (nil when it is not installed).
+func (s Step) CurrentHooks() []*release.Hook {
+	if s.current == nil || s.current.latest == nil {
+		return nil
+	}
+	return s.current.latest.Hooks
+}
+
 // Planned returns the planned release of a step (nil for an uninstall).
 func (s Step) Planned() *plan.Release { return s.planned }
 
@@ -171,6 +180,11 @@ func (e *Engine) Decide(_ context.Context, p *plan.Plan) ([]Step, error) {
 		}
 		if d != nil {
 			s.Revision = d.latest.Version
+			if s.Action == ActionUpgrade || s.Action == ActionInstall {
+				if err := checkVersionStep(rel, d); err != nil {
+					return nil, err
+				}
+			}
 		}
 		steps = append(steps, s)
 	}
@@ -738,8 +752,45 @@ func (e *Engine) Uninstall(ctx context.Context, namespace, workplace string) ([]
 // revision before ("null" deletes a label in Helm's merge).
 func Labels(rel *plan.Release, upgrade bool) map[string]string {
 	labels := map[string]string{LabelWorkplace: rel.Workplace, LabelComponent: rel.Component, LabelCapability: rel.Capability, LabelDigest: digestLabel(rel.Digest)}
+	if rel.Version != "" {
+		labels[LabelVersion] = rel.Version
+	} else if upgrade {
+		labels[LabelVersion] = "null"
+	}
 	if upgrade {
 		labels[LabelReady] = "null"
 	}
 	return labels
+}
+
+// checkVersionStep refuses to change an installed release to another component
+// version unless that is one allowed step (rel.Path): a downgrade, a target no path
+// reaches, and a path through stepping stones are refused before anything is written.
+// Taking the steps one by one is not built yet: the error names the first step to pin.
+// A release whose deployed version was never recorded may only follow the newest
+// version.
+func checkVersionStep(rel *plan.Release, d *deployed) error {
+	if rel.Version == "" {
+		return nil
+	}
+	if d.version == "" {
+		if rel.Pinned() {
+			return fmt.Errorf("%s: release %s runs a version platzwart did not record (installed before versions were recorded): it can only follow the newest version %s until an upgrade records one; remove the pin %s",
+				rel.VersionOrigin, rel.Name, rel.NewestVersion(), rel.Version)
+		}
+		return nil
+	}
+	steps, err := rel.Path(d.version)
+	if err != nil {
+		return fmt.Errorf("release %s at version %s: %w", rel.Name, d.version, err)
+	}
+	if len(steps) > 1 {
+		names := make([]string, 0, len(steps))
+		for _, s := range steps {
+			names = append(names, s.Version)
+		}
+		return fmt.Errorf("%s: release %s goes from version %s to %s through %s; platzwart does not take stepping stones by itself yet: pin %s, apply, then move the pin on",
+			rel.VersionOrigin, rel.Name, d.version, rel.Version, strings.Join(names, " → "), steps[0].Version)
+	}
+	return nil
 }

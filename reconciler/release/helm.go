@@ -10,6 +10,8 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
+
+	"github.com/platzwart/platzwart/reconciler/catalog"
 )
 
 // Labels platzwart sets on Helm's release records (not on the resources).
@@ -24,6 +26,10 @@ const (
 	// LabelReady marks a revision that platzwart saw become ready. A revision without
 	// it was interrupted between Helm recording it and readiness (a killed process).
 	LabelReady = "platzwart.io/ready"
+	// LabelVersion holds the component version (catalog spec.versions) a revision
+	// installs; absent for components without versions and for revisions recorded
+	// before platzwart recorded versions.
+	LabelVersion = "platzwart.io/version"
 )
 
 // digestLabel shortens a plan digest ("sha256:<64 hex>") to a label value.
@@ -91,6 +97,10 @@ type deployed struct {
 	// (LabelReady): what a failed upgrade rolls back to, rather than a revision that
 	// was deployed by an interrupted apply and never became ready.
 	lastReady *release.Release
+	// version is the highest LabelVersion of any revision in storage: a failed or
+	// rolled-back upgrade may have migrated the component's data already, so a step
+	// back below it counts as a downgrade.
+	version string
 }
 
 // rollbackTarget returns the revision a failed upgrade goes back to.
@@ -131,6 +141,7 @@ func listWorkplace(cfg *action.Configuration, workplace string) (map[string]*dep
 			d.previous = d.latest
 		}
 		d.latest = r
+		d.version = higherVersion(d.version, r.Labels[LabelVersion])
 		if r.Info != nil && (r.Info.Status == release.StatusDeployed || r.Info.Status == release.StatusSuperseded) {
 			d.lastGood = r
 			if r.Labels[LabelReady] == "true" {
@@ -173,4 +184,21 @@ func markReady(cfg *action.Configuration, name string, version int) error {
 		return fmt.Errorf("release %s revision %d: %w", name, version, err)
 	}
 	return nil
+}
+
+// higherVersion returns the higher of two version labels; one that is not a version
+// loses ("" when neither is).
+func higherVersion(a, b string) string {
+	va, erra := catalog.ParseVersion(a)
+	vb, errb := catalog.ParseVersion(b)
+	switch {
+	case errb != nil:
+		if erra != nil {
+			return ""
+		}
+		return a
+	case erra != nil || vb.GreaterThan(va):
+		return b
+	}
+	return a
 }

@@ -47,6 +47,8 @@ type Config struct {
 	Refs []string
 	// MaxBodyBytes limits the request body; 0 means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64
+	// Metrics counts every delivery by result and reason; nil counts nothing.
+	Metrics *Metrics
 }
 
 // Event is what an accepted push reports to [Config.Trigger]. Everything but Provider
@@ -79,6 +81,7 @@ type Receiver struct {
 	trigger   func(Event)
 	refs      map[string]bool
 	maxBody   int64
+	metrics   *Metrics
 }
 
 // New returns a Receiver for cfg. It fails when the secret is empty (an empty secret
@@ -100,6 +103,7 @@ func New(cfg Config) (*Receiver, error) {
 		logger:    cfg.Logger,
 		trigger:   cfg.Trigger,
 		maxBody:   cfg.MaxBodyBytes,
+		metrics:   cfg.Metrics,
 	}
 	if r.logger == nil {
 		r.logger = slog.New(slog.DiscardHandler)
@@ -173,6 +177,7 @@ func firstHeader(h http.Header, names []string) string {
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	received := time.Now()
 	if req.Method != http.MethodPost {
+		r.metrics.observe(ResultRejected, ReasonMethod)
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
@@ -183,7 +188,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if req.Header.Get("X-Hub-Signature") != "" {
 			reason = "only X-Hub-Signature (SHA-1), X-Hub-Signature-256 required"
 		}
-		r.reject(w, req, "", "", reason, http.StatusUnauthorized)
+		r.reject(w, req, "", "", ReasonNoSignature, reason, http.StatusUnauthorized)
 		return
 	}
 	delivery := clip(firstHeader(req.Header, deliveryHeaders[a.provider]), 128)
@@ -192,35 +197,35 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if a.provider == ProviderGitLab {
 		got := sha256.Sum256([]byte(a.value))
 		if subtle.ConstantTimeCompare(got[:], r.tokenHash[:]) != 1 {
-			r.reject(w, req, a.provider, delivery, "wrong token", http.StatusUnauthorized)
+			r.reject(w, req, a.provider, delivery, ReasonWrongSecret, "wrong token", http.StatusUnauthorized)
 			return
 		}
 	}
 
 	if req.ContentLength > r.maxBody {
-		r.reject(w, req, a.provider, delivery, "body too large", http.StatusRequestEntityTooLarge)
+		r.reject(w, req, a.provider, delivery, ReasonBodyTooLarge, "body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.maxBody))
 	if err != nil {
 		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
-			r.reject(w, req, a.provider, delivery, "body too large", http.StatusRequestEntityTooLarge)
+			r.reject(w, req, a.provider, delivery, ReasonBodyTooLarge, "body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
-		r.reject(w, req, a.provider, delivery, "reading body failed", http.StatusBadRequest)
+		r.reject(w, req, a.provider, delivery, ReasonBodyUnreadable, "reading body failed", http.StatusBadRequest)
 		return
 	}
 
 	if a.provider != ProviderGitLab {
-		if reason := r.verifyHMAC(a, body); reason != "" {
-			r.reject(w, req, a.provider, delivery, reason, http.StatusUnauthorized)
+		if reason, msg := r.verifyHMAC(a, body); msg != "" {
+			r.reject(w, req, a.provider, delivery, reason, msg, http.StatusUnauthorized)
 			return
 		}
 	}
 
 	event := firstHeader(req.Header, eventHeaders[a.provider])
 	if event == "" {
-		r.reject(w, req, a.provider, delivery, "no event header", http.StatusBadRequest)
+		r.reject(w, req, a.provider, delivery, ReasonNoEvent, "no event header", http.StatusBadRequest)
 		return
 	}
 	log := r.logger.With("provider", a.provider, "delivery", delivery)
@@ -229,10 +234,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case a.provider == ProviderGitHub && event == "ping":
 		log.Info("webhook ping")
+		r.metrics.observe(ResultIgnored, ReasonPing)
 		respond(w, http.StatusOK, "pong")
 		return
 	case !isPush(a.provider, event, payload):
 		log.Debug("webhook event ignored", "event", clip(event, 64))
+		r.metrics.observe(ResultIgnored, ReasonNotPush)
 		respond(w, http.StatusOK, "ignored: not a push")
 		return
 	}
@@ -249,41 +256,46 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if ev.Ref != "" && r.refs != nil && !r.refs[ev.Ref] {
 		log.Debug("webhook push to unwatched ref ignored", "ref", clip(ev.Ref, 256))
+		r.metrics.observe(ResultIgnored, ReasonRefNotWatched)
 		respond(w, http.StatusOK, "ignored: ref not watched")
 		return
 	}
 	r.trigger(ev)
+	r.metrics.observe(ResultAccepted, ReasonPush)
 	log.Info("webhook push", "ref", clip(ev.Ref, 256), "commit", clip(ev.Commit, 64), "deleted", ev.Deleted)
 	respond(w, http.StatusAccepted, "accepted")
 }
 
-// verifyHMAC checks an HMAC-SHA256 signature header; it returns "" when it holds, else
-// why not (never the value).
-func (r *Receiver) verifyHMAC(a auth, body []byte) string {
+// verifyHMAC checks an HMAC-SHA256 signature header; it returns an empty msg when it
+// holds, else why not (never the value).
+func (r *Receiver) verifyHMAC(a auth, body []byte) (reason Reason, msg string) {
 	sig := a.value
 	if a.provider == ProviderGitHub {
 		var ok bool
 		if sig, ok = strings.CutPrefix(sig, "sha256="); !ok {
-			return "malformed signature"
+			return ReasonMalformedSignature, "malformed signature"
 		}
 	}
 	got, err := hex.DecodeString(sig)
 	if err != nil || len(got) != sha256.Size {
-		return "malformed signature"
+		return ReasonMalformedSignature, "malformed signature"
 	}
 	mac := hmac.New(sha256.New, r.secret)
 	mac.Write(body)
 	if !hmac.Equal(mac.Sum(nil), got) {
-		return "wrong signature"
+		return ReasonWrongSecret, "wrong signature"
 	}
-	return ""
+	return "", ""
 }
 
-func (r *Receiver) reject(w http.ResponseWriter, req *http.Request, provider, delivery, reason string, code int) {
+// reject counts a refused delivery under reason and answers code with msg, which the
+// log and the response share.
+func (r *Receiver) reject(w http.ResponseWriter, req *http.Request, provider, delivery string, reason Reason, msg string, code int) {
+	r.metrics.observe(ResultRejected, reason)
 	r.logger.Warn("webhook rejected",
-		"provider", provider, "reason", reason, "status", code,
+		"provider", provider, "reason", msg, "status", code,
 		"delivery", delivery, "remote", req.RemoteAddr)
-	http.Error(w, http.StatusText(code)+": "+reason, code)
+	http.Error(w, http.StatusText(code)+": "+msg, code)
 }
 
 func respond(w http.ResponseWriter, code int, msg string) {
