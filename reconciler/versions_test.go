@@ -2,12 +2,15 @@ package reconciler_test
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/platzwart/platzwart/reconciler"
 	"github.com/platzwart/platzwart/reconciler/release"
 	"github.com/platzwart/platzwart/reconciler/upgrade"
 )
@@ -71,4 +74,157 @@ func (e *env) versionLabel(name string) string {
 		e.t.Fatalf("release %s has no revision", name)
 	}
 	return label
+}
+
+// stepsComponent is a repository component with three versions: 2.0.0 is a mandatory
+// stepping stone and 3.0.0 accepts upgrades only from 2.0.0 on. Each version runs
+// another image tag.
+var stepsComponent = map[string]string{
+	"components/steps/component.yaml": `apiVersion: platzwart.io/v1alpha1
+kind: Component
+metadata:
+  name: steps
+spec:
+  capability: office
+  description: Test component with three versions.
+  licence: Apache-2.0
+  url: https://example.org/steps
+  chart: charts/steps
+  hosts:
+    - name: steps
+      subdomain: steps
+  images:
+    - docker.io/library/busybox:1.37.0
+  versions:
+    - version: 1.0.0
+      images: [docker.io/library/busybox:1.35.0]
+      values: |
+        tag: 1.35.0
+    - version: 2.0.0
+      mandatory: true
+      images: [docker.io/library/busybox:1.36.0]
+      values: |
+        tag: 1.36.0
+    - version: 3.0.0
+      from: ">=2.0.0"
+  exports: |
+    url: {{ .URLs.steps }}
+  values: |
+    tag: 1.37.0
+`,
+	"charts/steps/Chart.yaml": "apiVersion: v2\nname: steps\nversion: 0.1.0\n",
+	"charts/steps/values.yaml": "tag: \"\"\n",
+	"charts/steps/templates/deployment.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app.kubernetes.io/instance: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/instance: {{ .Release.Name }}}
+    spec:
+      containers:
+        - name: steps
+          image: docker.io/library/busybox:{{ .Values.tag }}
+          command: [sleep, infinity]
+`,
+}
+
+// TestVersionPathTakesEveryStep installs a component at its oldest version, then lets
+// it follow the newest: the engine takes the path through the mandatory stepping stone,
+// one Helm upgrade per version, each ready before the next, and records each version.
+func TestVersionPathTakesEveryStep(t *testing.T) {
+	e := newEnv(t)
+	office := map[string]string{"office: collabora": "office: steps"}
+	pinned := map[string]string{"office: collabora": "office: steps", "  dataPolicy: Retain\n": "  dataPolicy: Retain\n  versions: {steps: 1.0.0}\n"}
+	e.reconcile(e.plan(e.workplaceDir(pinned, stepsComponent)))
+	if got := e.versionLabel("demo-steps"); got != "1.0.0" {
+		t.Fatalf("version after the pinned install: %q, want 1.0.0", got)
+	}
+	e.events.reset()
+	rep := e.reconcile(e.plan(e.workplaceDir(office, stepsComponent)))
+	if got := actions(rep)["steps"]; got != release.ActionUpgrade {
+		t.Fatalf("steps was %s, want upgraded", got)
+	}
+	got := e.history("demo-steps")
+	if want := []string{"1.0.0 ready", "2.0.0 ready", "3.0.0 ready"}; !slices.Equal(got, want) {
+		t.Errorf("revisions %v, want %v (one upgrade per version, each ready)", got, want)
+	}
+	first, second := e.events.indexOf("demo-steps", "upgrade", "step 1 of 2: version 2.0.0"), e.events.indexOf("demo-steps", "upgrade", "step 2 of 2: version 3.0.0")
+	ready := e.events.indexAfter("demo-steps", "ready", first)
+	if first < 0 || second < 0 || ready < 0 || ready > second {
+		t.Errorf("events: step 1 at %d, its ready at %d, step 2 at %d: want each step ready before the next", first, ready, second)
+	}
+	dep, err := e.cluster.Clientset.AppsV1().Deployments(e.ns).Get(t.Context(), "demo-steps", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img := dep.Spec.Template.Spec.Containers[0].Image; img != "docker.io/library/busybox:1.37.0" {
+		t.Errorf("image after the path: %s", img)
+	}
+	rep = e.reconcile(e.plan(e.workplaceDir(office, stepsComponent)))
+	if got := actions(rep)["steps"]; got != release.ActionUnchanged {
+		t.Errorf("after the path, steps is %s, want unchanged", got)
+	}
+}
+
+// history returns "<version> ready|unready" for each revision of a release, oldest first.
+func (e *env) history(name string) []string {
+	e.t.Helper()
+	list, err := e.cluster.Clientset.CoreV1().Secrets(e.ns).List(e.t.Context(), metav1.ListOptions{LabelSelector: "owner=helm,name=" + name})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	slices.SortFunc(list.Items, func(a, b corev1.Secret) int {
+		x, _ := strconv.Atoi(a.Labels["version"])
+		y, _ := strconv.Atoi(b.Labels["version"])
+		return x - y
+	})
+	var out []string
+	for _, s := range list.Items {
+		state := "unready"
+		if s.Labels[release.LabelReady] == "true" {
+			state = "ready"
+		}
+		out = append(out, s.Labels[release.LabelVersion]+" "+state)
+	}
+	return out
+}
+
+// indexOf returns the position of the first event of a release and step whose message
+// is msg, or -1.
+func (l *eventLog) indexOf(rel, step, msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, e := range l.events {
+		if e.Release == rel && e.Step == step && e.Message == msg {
+			return i
+		}
+	}
+	return -1
+}
+
+// indexAfter returns the position of the first event of a release and step after
+// position from, or -1.
+func (l *eventLog) indexAfter(rel, step string, from int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := from + 1; from >= 0 && i < len(l.events); i++ {
+		if l.events[i].Release == rel && l.events[i].Step == step {
+			return i
+		}
+	}
+	return -1
+}
+
+// actions maps each component of a report to what was done to it.
+func actions(rep *reconciler.Report) map[string]release.Action {
+	out := map[string]release.Action{}
+	for _, o := range rep.Result.Outcomes {
+		out[o.Component] = o.Action
+	}
+	return out
 }

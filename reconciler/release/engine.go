@@ -542,33 +542,80 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
 		return out.Version, true, nil, markReady(cfg, rel.Name, out.Version)
 	case ActionUpgrade:
-		e.progress(s.Release, "upgrade", time.Since(start), s.Reason)
-		up := action.NewUpgrade(cfg)
-		up.Namespace = rel.Namespace
-		up.Timeout = rel.Timeout
-		up.Labels = Labels(rel, true)
-		up.PostRenderer = post
-		up.MaxHistory = 10
-		out, err := up.RunWithContext(wctx, rel.Name, rel.Chart.Chart, rel.Values)
-		version := 0
-		if err == nil {
-			version = out.Version
-			e.progress(s.Release, "wait", time.Since(start), "")
-			err = e.waitManifest(wait, out.Manifest, rel)
-		}
+		path, err := versionPath(s)
 		if err != nil {
-			if ierr := interrupted(ctx, wctx, rel.Name, version, err); ierr != nil {
-				return version, false, nil, ierr
-			}
-			if s.current == nil || s.current.rollbackTarget() == nil {
-				return 0, false, nil, fmt.Errorf("upgrade: %w", err)
-			}
-			return e.rollback(ctx, wctx, cfg, s, start, err, s.current.rollbackTarget())
+			return 0, false, nil, err
 		}
-		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
-		return out.Version, true, nil, markReady(cfg, rel.Name, out.Version)
+		var good *release.Release
+		if s.current != nil {
+			good = s.current.rollbackTarget()
+		}
+		// Each version on the path is its own upgrade, ready before the next starts; a
+		// step that fails is rolled back to the step before it and ends the path there.
+		for i, step := range path {
+			why := s.Reason
+			if len(path) > 1 {
+				why = fmt.Sprintf("step %d of %d: version %s", i+1, len(path), step.Version)
+			}
+			e.progress(s.Release, "upgrade", time.Since(start), why)
+			version, ready, drifted, err := e.upgrade(ctx, wctx, wait, cfg, s, step, good, start)
+			if err != nil || i == len(path)-1 {
+				return version, ready, drifted, err
+			}
+			if good, err = cfg.Releases.Get(rel.Name, version); err != nil {
+				return version, true, nil, fmt.Errorf("release %s revision %d: %w", rel.Name, version, err)
+			}
+		}
 	}
 	return 0, false, nil, fmt.Errorf("unexpected action %q", s.Action)
+}
+
+// upgrade upgrades the release to rel (the planned release, or a step on its version
+// path) and waits until it is ready; a failure is rolled back to good when there is
+// one.
+func (e *Engine) upgrade(ctx, wctx, wait context.Context, cfg *action.Configuration, s Step, rel *plan.Release, good *release.Release, start time.Time) (int, bool, []string, error) {
+	up := action.NewUpgrade(cfg)
+	up.Namespace = rel.Namespace
+	up.Timeout = rel.Timeout
+	up.Labels = Labels(rel, true)
+	up.PostRenderer = &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin, PodAnnotations: rel.PodAnnotations}
+	up.MaxHistory = 10
+	out, err := up.RunWithContext(wctx, rel.Name, rel.Chart.Chart, rel.Values)
+	version := 0
+	if err == nil {
+		version = out.Version
+		e.progress(s.Release, "wait", time.Since(start), "")
+		err = e.waitManifest(wait, out.Manifest, rel)
+	}
+	if err != nil {
+		if ierr := interrupted(ctx, wctx, rel.Name, version, err); ierr != nil {
+			return version, false, nil, ierr
+		}
+		if good == nil {
+			return 0, false, nil, fmt.Errorf("upgrade: %w", err)
+		}
+		return e.rollback(ctx, wctx, cfg, s, start, err, good)
+	}
+	e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
+	return out.Version, true, nil, markReady(cfg, rel.Name, out.Version)
+}
+
+// versionPath returns the releases an upgrade applies in order: the version path from
+// the deployed version (stepping stones, then the planned release), or only the
+// planned release.
+func versionPath(s Step) ([]*plan.Release, error) {
+	rel := s.planned
+	if rel.Version == "" || s.current == nil || s.current.version == "" {
+		return []*plan.Release{rel}, nil
+	}
+	path, err := rel.Path(s.current.version)
+	if err != nil {
+		return nil, fmt.Errorf("release %s at version %s: %w", rel.Name, s.current.version, err)
+	}
+	if len(path) == 0 {
+		return []*plan.Release{rel}, nil
+	}
+	return path, nil
 }
 
 // check looks at an unchanged release: resources changed or deleted by hand are
@@ -764,11 +811,10 @@ func Labels(rel *plan.Release, upgrade bool) map[string]string {
 }
 
 // checkVersionStep refuses to change an installed release to another component
-// version unless that is one allowed step (rel.Path): a downgrade, a target no path
-// reaches, and a path through stepping stones are refused before anything is written.
-// Taking the steps one by one is not built yet: the error names the first step to pin.
-// A release whose deployed version was never recorded may only follow the newest
-// version.
+// version unless a path leads there (rel.Path): a downgrade, a target no path reaches
+// and a pin skipping a mandatory version are refused before anything is written; the
+// upgrade then takes the path's steps one by one (versionPath). A release whose
+// deployed version was never recorded may only follow the newest version.
 func checkVersionStep(rel *plan.Release, d *deployed) error {
 	if rel.Version == "" {
 		return nil
@@ -780,17 +826,8 @@ func checkVersionStep(rel *plan.Release, d *deployed) error {
 		}
 		return nil
 	}
-	steps, err := rel.Path(d.version)
-	if err != nil {
+	if _, err := rel.Path(d.version); err != nil {
 		return fmt.Errorf("release %s at version %s: %w", rel.Name, d.version, err)
-	}
-	if len(steps) > 1 {
-		names := make([]string, 0, len(steps))
-		for _, s := range steps {
-			names = append(names, s.Version)
-		}
-		return fmt.Errorf("%s: release %s goes from version %s to %s through %s; platzwart does not take stepping stones by itself yet: pin %s, apply, then move the pin on",
-			rel.VersionOrigin, rel.Name, d.version, rel.Version, strings.Join(names, " → "), steps[0].Version)
 	}
 	return nil
 }
