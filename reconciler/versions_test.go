@@ -112,7 +112,7 @@ spec:
   values: |
     tag: 1.37.0
 `,
-	"charts/steps/Chart.yaml": "apiVersion: v2\nname: steps\nversion: 0.1.0\n",
+	"charts/steps/Chart.yaml":  "apiVersion: v2\nname: steps\nversion: 0.1.0\n",
 	"charts/steps/values.yaml": "tag: \"\"\n",
 	"charts/steps/templates/deployment.yaml": `apiVersion: apps/v1
 kind: Deployment
