@@ -145,6 +145,15 @@ func TestVersionPathTakesEveryStep(t *testing.T) {
 		t.Fatalf("version after the pinned install: %q, want 1.0.0", got)
 	}
 	e.events.reset()
+	steps, err := e.rec.Engine.Decide(t.Context(), e.plan(e.workplaceDir(office, stepsComponent)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range steps {
+		if s.Component == "steps" && !slices.Equal(s.Versions, []string{"1.0.0", "2.0.0", "3.0.0"}) {
+			t.Errorf("the plan shows the version path %v (%s), want 1.0.0 → 2.0.0 → 3.0.0", s.Versions, s.Reason)
+		}
+	}
 	rep := e.reconcile(e.plan(e.workplaceDir(office, stepsComponent)))
 	if got := actions(rep)["steps"]; got != release.ActionUpgrade {
 		t.Fatalf("steps was %s, want upgraded", got)

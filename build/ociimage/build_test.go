@@ -282,7 +282,8 @@ func TestBuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ociimage.Push(ctx, idx, ref); err != nil {
+		// The index Build returned, after Build removed its temporary files.
+		if err := ociimage.Push(ctx, first.Index, ref); err != nil {
 			t.Fatal(err)
 		}
 		pulled, err := remote.Index(ref, remote.WithContext(ctx))

@@ -1,10 +1,10 @@
 package ociimage
 
 import (
+	"bytes"
 	"compress/gzip"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"strconv"
 	"time"
 
@@ -13,13 +13,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-)
-
-// The image's process. The chart passes `controller` and its flags as args, which
-// replace Cmd and keep Entrypoint; `docker run IMAGE version` works the same way.
-var (
-	entrypoint = []string{BinaryPath}
-	command    = []string{"controller"}
 )
 
 // workingDir is the only directory the image may write to (the chart mounts an
@@ -53,21 +46,15 @@ func (m Metadata) labels() map[string]string {
 }
 
 // platformImage builds the image of one platform from its binary. The layer is
-// written to a file in workDir and gzipped once (level gzip.BestCompression).
-func platformImage(workDir, binary string, p v1.Platform, m Metadata) (v1.Image, error) {
-	layerPath := filepath.Join(workDir, fmt.Sprintf("layer-%s-%s.tar", p.OS, p.Architecture))
-	f, err := os.Create(layerPath)
-	if err != nil {
+// held in memory (the uncompressed tar and, once computed, its gzip at level
+// gzip.BestCompression), so the image stays usable after the binary is removed.
+func platformImage(binary string, p v1.Platform, m Metadata) (v1.Image, error) {
+	var layerTar bytes.Buffer
+	if err := writeRootFS(&layerTar, binary, m.Created); err != nil {
 		return nil, fmt.Errorf("image %s: %w", p, err)
 	}
-	if err := writeRootFS(f, binary, m.Created); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("image %s: %w", p, err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("image %s: %w", p, err)
-	}
-	layer, err := tarball.LayerFromFile(layerPath,
+	layer, err := tarball.LayerFromOpener(
+		func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerTar.Bytes())), nil },
 		tarball.WithMediaType(types.OCILayer),
 		tarball.WithCompressionLevel(gzip.BestCompression),
 		tarball.WithCompressedCaching)
@@ -83,9 +70,11 @@ func platformImage(workDir, binary string, p v1.Platform, m Metadata) (v1.Image,
 		Created:      created,
 		RootFS:       v1.RootFS{Type: "layers"},
 		Config: v1.Config{
-			User:       strconv.Itoa(nonrootUID) + ":" + strconv.Itoa(nonrootUID),
-			Entrypoint: entrypoint,
-			Cmd:        command,
+			User: strconv.Itoa(nonrootUID) + ":" + strconv.Itoa(nonrootUID),
+			// The chart passes `controller` and its flags as args, which replace
+			// Cmd and keep Entrypoint; `docker run IMAGE version` works the same way.
+			Entrypoint: []string{BinaryPath},
+			Cmd:        []string{"controller"},
 			WorkingDir: workingDir,
 			Labels:     m.labels(),
 		},

@@ -112,7 +112,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 type builder struct {
 	o        Options
 	log      io.Writer
-	work     string   // temporary: binaries and uncompressed layers
+	work     string   // temporary: the binaries
 	binaries []string // per platform, in o.Platforms order
 	mainPath string   // the main module's path, from the binary
 	res      *Result
@@ -193,7 +193,7 @@ func (b *builder) assemble() error {
 	images := make([]v1.Image, len(b.o.Platforms))
 	for i, p := range b.o.Platforms {
 		start := time.Now()
-		if images[i], err = platformImage(b.work, b.binaries[i], p, b.res.Metadata); err != nil {
+		if images[i], err = platformImage(b.binaries[i], p, b.res.Metadata); err != nil {
 			return err
 		}
 		pi := &b.res.Images[i]

@@ -50,7 +50,7 @@ func (l Licence) choices() []LicenseChoice {
 	}
 	out := make([]LicenseChoice, 0, len(l.IDs))
 	for _, id := range l.IDs {
-		if notSPDX[id] {
+		if notSPDX(id) {
 			out = append(out, LicenseChoice{License: License{Name: id}})
 			continue
 		}
@@ -59,13 +59,16 @@ func (l Licence) choices() []LicenseChoice {
 	return out
 }
 
-// notSPDX are the ids licensecheck v0.3.1 reports that are not on the SPDX licence
-// list (its licenses/README.md, "Delta from SPDX: added").
-var notSPDX = map[string]bool{
-	"Aladdin-9": true, "Anti996": true, "BSD-1-Clause-Clear": true,
-	"BSD-3-Clause-NoTrademark": true, "CommonsClause": true, "CC-BY-NC-SA-3.0-US": true,
-	"LGPL-2.0-or-3.0": true, "GooglePatentClause": true, "GooglePatentsFile": true,
-	"MIT-NoAd": true, "Prosperity-3.0.0": true,
+// notSPDX reports whether id is one of the ids licensecheck v0.3.1 reports that are
+// not on the SPDX licence list (its licenses/README.md, "Delta from SPDX: added").
+func notSPDX(id string) bool {
+	switch id {
+	case "Aladdin-9", "Anti996", "BSD-1-Clause-Clear", "BSD-3-Clause-NoTrademark",
+		"CommonsClause", "CC-BY-NC-SA-3.0-US", "LGPL-2.0-or-3.0", "GooglePatentClause",
+		"GooglePatentsFile", "MIT-NoAd", "Prosperity-3.0.0":
+		return true
+	}
+	return false
 }
 
 // isLicenceFile reports whether a file name is one of the usual names of a licence

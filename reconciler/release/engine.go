@@ -99,6 +99,9 @@ type Step struct {
 	Reason string `json:"reason"`
 	// Revision is the current Helm revision (0 if not installed).
 	Revision int `json:"revision,omitempty"`
+	// Versions is the component version path an upgrade takes: the deployed version,
+	// then every version it upgrades to in order (empty when the version stays).
+	Versions []string `json:"versions,omitempty"`
 
 	planned *plan.Release
 	current *deployed
@@ -181,8 +184,13 @@ func (e *Engine) Decide(_ context.Context, p *plan.Plan) ([]Step, error) {
 		if d != nil {
 			s.Revision = d.latest.Version
 			if s.Action == ActionUpgrade || s.Action == ActionInstall {
-				if err := checkVersionStep(rel, d); err != nil {
+				path, err := checkVersionStep(rel, d)
+				if err != nil {
 					return nil, err
+				}
+				if len(path) > 0 {
+					s.Versions = append([]string{d.version}, path...)
+					s.Reason += "; versions " + strings.Join(s.Versions, " → ")
 				}
 			}
 		}
@@ -810,24 +818,30 @@ func Labels(rel *plan.Release, upgrade bool) map[string]string {
 	return labels
 }
 
-// checkVersionStep refuses to change an installed release to another component
-// version unless a path leads there (rel.Path): a downgrade, a target no path reaches
+// checkVersionStep returns the versions an installed release's upgrade goes through
+// (nil when its version stays) and refuses to change it to another component version
+// unless a path leads there (rel.Path): a downgrade, a target no path reaches
 // and a pin skipping a mandatory version are refused before anything is written; the
 // upgrade then takes the path's steps one by one (versionPath). A release whose
 // deployed version was never recorded may only follow the newest version.
-func checkVersionStep(rel *plan.Release, d *deployed) error {
+func checkVersionStep(rel *plan.Release, d *deployed) ([]string, error) {
 	if rel.Version == "" {
-		return nil
+		return nil, nil
 	}
 	if d.version == "" {
 		if rel.Pinned() {
-			return fmt.Errorf("%s: release %s runs a version platzwart did not record (installed before versions were recorded): it can only follow the newest version %s until an upgrade records one; remove the pin %s",
+			return nil, fmt.Errorf("%s: release %s runs a version platzwart did not record (installed before versions were recorded): it can only follow the newest version %s until an upgrade records one; remove the pin %s",
 				rel.VersionOrigin, rel.Name, rel.NewestVersion(), rel.Version)
 		}
-		return nil
+		return nil, nil
 	}
-	if _, err := rel.Path(d.version); err != nil {
-		return fmt.Errorf("release %s at version %s: %w", rel.Name, d.version, err)
+	steps, err := rel.Path(d.version)
+	if err != nil {
+		return nil, fmt.Errorf("release %s at version %s: %w", rel.Name, d.version, err)
 	}
-	return nil
+	var out []string
+	for _, st := range steps {
+		out = append(out, st.Version)
+	}
+	return out, nil
 }
