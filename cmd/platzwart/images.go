@@ -13,8 +13,9 @@ import (
 
 func newImagesCommand(g *globalFlags) *cobra.Command {
 	var (
-		format string
-		gf     guardFlags
+		format   string
+		upgrades bool
+		gf       guardFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "images [dir]",
@@ -23,6 +24,10 @@ func newImagesCommand(g *globalFlags) *cobra.Command {
 lists the image of every container, init container and ephemeral container of every
 pod template in the manifests and hooks: after the registry rewrite of
 spec.images.registry, fully qualified, with the digest where one is pinned.
+
+With --upgrade-paths (the default) it adds what an upgrade path may run: the images of
+every older version the components list (stepping stones) and of their migration
+Jobs, marked with the version in -o json.
 
 -o txt prints one reference per line, sorted and unique: input for a mirroring tool.`,
 		Example: `  platzwart images examples/workplace
@@ -38,6 +43,9 @@ spec.images.registry, fully qualified, with the digest where one is pinned.
 				return err
 			}
 			list, err := images.List(ws)
+			if upgrades {
+				list, err = images.WithUpgradePaths(cmd.Context(), ws)
+			}
 			if err != nil {
 				return err
 			}
@@ -64,6 +72,7 @@ spec.images.registry, fully qualified, with the digest where one is pinned.
 		},
 	}
 	cmd.Flags().StringVarP(&format, "output", "o", "table", "output format: table|json|txt")
+	cmd.Flags().BoolVar(&upgrades, "upgrade-paths", true, "also list the images of the older versions the components list and of their migration Jobs (what an upgrade path may run)")
 	gf.register(cmd)
 	return cmd
 }

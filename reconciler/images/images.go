@@ -5,6 +5,8 @@
 package images
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -27,6 +29,9 @@ type Use struct {
 	Container string `json:"container"`
 	// Hook is true when the object is a Helm hook.
 	Hook bool `json:"hook,omitempty"`
+	// Version is set for an image an upgrade path may run: the release at an older
+	// version its component lists (a stepping stone), or a migration Job of a version.
+	Version string `json:"version,omitempty"`
 }
 
 // Image is one image reference and where it is used.
@@ -74,6 +79,68 @@ func List(ws []*render.Workplace) ([]Image, error) {
 			for _, h := range m.Hooks {
 				if err := collect(byRef, base, h.Manifest, true); err != nil {
 					return nil, fmt.Errorf("workplace %s: release %s: hook %s: %w", wp, m.Release, h.Path, err)
+				}
+			}
+		}
+	}
+	out := make([]Image, 0, len(byRef))
+	for _, img := range byRef {
+		out = append(out, *img)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Reference < out[j].Reference })
+	return out, nil
+}
+
+// WithUpgradePaths returns List's images and those an upgrade path may run: every
+// older version the components list (rendered like the release, so the registry
+// rewrite applies) and the migration Jobs of every version, marked with the version.
+// A mirror for an air-gapped site needs them to take stepping stones.
+func WithUpgradePaths(ctx context.Context, ws []*render.Workplace) ([]Image, error) {
+	list, err := List(ws)
+	if err != nil {
+		return nil, err
+	}
+	byRef := make(map[string]*Image, len(list))
+	for i := range list {
+		byRef[list[i].Reference] = &list[i]
+	}
+	for _, w := range ws {
+		wp := w.Plan.Namespace + "/" + w.Plan.Workplace
+		for _, rel := range w.Plan.Releases {
+			for _, step := range append(rel.Earlier(), rel) {
+				base := Use{Workplace: wp, Release: rel.Name, Component: rel.Component, Version: step.Version}
+				if step != rel {
+					m, err := render.Release(ctx, step)
+					if err != nil {
+						return nil, fmt.Errorf("workplace %s: release %s at version %s: %w", wp, rel.Name, step.Version, err)
+					}
+					if err := collect(byRef, base, m.Manifest, false); err != nil {
+						return nil, fmt.Errorf("workplace %s: release %s at version %s: %w", wp, rel.Name, step.Version, err)
+					}
+					for _, h := range m.Hooks {
+						if err := collect(byRef, base, h.Manifest, true); err != nil {
+							return nil, fmt.Errorf("workplace %s: release %s at version %s: hook %s: %w", wp, rel.Name, step.Version, h.Path, err)
+						}
+					}
+				}
+				for _, mg := range step.Migrations {
+					job := map[string]any{"kind": "Job", "apiVersion": "batch/v1", "metadata": map[string]any{"name": mg.Name}}
+					data, err := json.Marshal(mg.Job)
+					if err != nil {
+						return nil, fmt.Errorf("workplace %s: release %s: migration %s: %w", wp, rel.Name, mg.Name, err)
+					}
+					var spec map[string]any
+					if err := json.Unmarshal(data, &spec); err != nil {
+						return nil, fmt.Errorf("workplace %s: release %s: migration %s: %w", wp, rel.Name, mg.Name, err)
+					}
+					job["spec"] = spec
+					doc, err := json.Marshal(job)
+					if err != nil {
+						return nil, fmt.Errorf("workplace %s: release %s: migration %s: %w", wp, rel.Name, mg.Name, err)
+					}
+					if err := collect(byRef, base, string(doc), true); err != nil {
+						return nil, fmt.Errorf("workplace %s: release %s: migration %s: %w", wp, rel.Name, mg.Name, err)
+					}
 				}
 			}
 		}

@@ -238,3 +238,55 @@ data: {image: example.org/nothing:1}
 		}
 	}
 }
+
+// TestWithUpgradePathsAddsEveryOlderVersion: besides what runs now, the list holds
+// the images of every older version the selected components list (Nextcloud's
+// stepping stone in the built-in catalog), rendered like the release so the mirror
+// rewrite applies, and marked with their version; the images that run now are
+// unchanged.
+func TestWithUpgradePathsAddsEveryOlderVersion(t *testing.T) {
+	for _, registry := range []string{"", mirror} {
+		t.Run(registry, func(t *testing.T) {
+			ws := example(t, "jitsi", registry)
+			now, err := List(ws)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all, err := WithUpgradePaths(t.Context(), ws)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := references(all)
+			for _, ref := range references(now) {
+				if !slices.Contains(got, ref) {
+					t.Errorf("%s runs now but is not in the list with upgrade paths", ref)
+				}
+			}
+			older := 0
+			for _, w := range ws {
+				for _, rel := range w.Plan.Releases {
+					for _, step := range rel.Earlier() {
+						for _, ref := range step.Images {
+							older++
+							want := rewrite(ref, registry)
+							i := slices.IndexFunc(all, func(img Image) bool { return img.Reference == want })
+							if i < 0 {
+								t.Errorf("%s of %s at version %s is missing", want, rel.Component, step.Version)
+								continue
+							}
+							if !slices.ContainsFunc(all[i].Uses, func(u Use) bool { return u.Version == step.Version && u.Component == rel.Component }) {
+								t.Errorf("%s: uses %+v, want one marked with version %s", want, all[i].Uses, step.Version)
+							}
+						}
+					}
+				}
+			}
+			if older == 0 {
+				t.Fatal("the example's components list no older version: nothing was tested")
+			}
+			if len(all) <= len(now) {
+				t.Errorf("%d images with upgrade paths, %d without: want more", len(all), len(now))
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -860,6 +861,10 @@ func jobSpec(rendered map[string]any) (batchv1.JobSpec, error) {
 	}
 	return spec, nil
 }
+
+// Earlier returns the release at each version its component lists older than
+// Version, oldest first: the steps an upgrade path may take (see Path).
+func (r *Release) Earlier() []*Release { return slices.Clone(r.earlier) }
 
 // Pinned reports whether the release installs an older version than the newest its
 // component lists (a workplace's pin).
