@@ -17,6 +17,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/platzwart/platzwart"
+	"github.com/platzwart/platzwart/reconciler/load"
+	"github.com/platzwart/platzwart/reconciler/plan"
+	"github.com/platzwart/platzwart/reconciler/postrender"
+	"github.com/platzwart/platzwart/reconciler/render"
 )
 
 // Server is a PostgreSQL server started by a test on 127.0.0.1, with password
@@ -193,4 +199,54 @@ func (s *Server) Query(t testing.TB, database, sql string) string {
 		t.Fatalf("psql %q in %s: %v\n%s", sql, database, err, out)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// ExampleRelease renders the postgresql release of the example workplace in dir (the
+// repository's examples/workplace) and returns it with its decoded objects: the
+// scripts the tests run are taken from there, as the chart renders them.
+func ExampleRelease(t testing.TB, dir string) (*plan.Release, []*postrender.Object) {
+	t.Helper()
+	repo, err := load.Dir(dir, platzwart.Builtin(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Build(repo.Workplaces[0], repo.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range p.Releases {
+		if rel.Component != "postgresql" {
+			continue
+		}
+		m, err := render.Release(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := m.Objects()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rel, objs
+	}
+	t.Fatalf("the example in %s has no postgresql release", dir)
+	return nil, nil
+}
+
+// ConfigMapData returns the data of the ConfigMap name among objs, failing the test
+// when there is none.
+func ConfigMapData(t testing.TB, objs []*postrender.Object, name string) map[string]string {
+	t.Helper()
+	for _, o := range objs {
+		if o.Kind != "ConfigMap" || o.Name != name {
+			continue
+		}
+		data, _ := o.Fields["data"].(map[string]any)
+		out := make(map[string]string, len(data))
+		for k, v := range data {
+			out[k], _ = v.(string)
+		}
+		return out
+	}
+	t.Fatalf("no ConfigMap %s in the rendered release", name)
+	return nil
 }

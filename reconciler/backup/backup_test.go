@@ -11,52 +11,20 @@ import (
 	"testing"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
-	"github.com/platzwart/platzwart"
 	"github.com/platzwart/platzwart/e2e/pgtest"
 	"github.com/platzwart/platzwart/reconciler/backup"
-	"github.com/platzwart/platzwart/reconciler/load"
-	"github.com/platzwart/platzwart/reconciler/plan"
-	"github.com/platzwart/platzwart/reconciler/render"
 )
 
 // scripts renders the example's postgresql release and returns backup.sh and
 // restore.sh from its backup ConfigMap.
 func scripts(t *testing.T) (backupSh, restoreSh string) {
 	t.Helper()
-	repo, err := load.Dir("../../examples/workplace", platzwart.Builtin(), "")
-	if err != nil {
-		t.Fatal(err)
+	rel, objs := pgtest.ExampleRelease(t, "../../examples/workplace")
+	data := pgtest.ConfigMapData(t, objs, rel.Name+"-backup")
+	if data["backup.sh"] == "" || data["restore.sh"] == "" {
+		t.Fatalf("ConfigMap %s-backup lacks backup.sh or restore.sh", rel.Name)
 	}
-	p, err := plan.Build(repo.Workplaces[0], repo.Catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rel := range p.Releases {
-		if rel.Component != "postgresql" {
-			continue
-		}
-		m, err := render.Release(t.Context(), rel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, doc := range strings.Split(m.Manifest, "\n---") {
-			var obj struct {
-				Kind     string
-				Metadata struct{ Name string }
-				Data     map[string]string
-			}
-			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-				t.Fatal(err)
-			}
-			if obj.Kind == "ConfigMap" && obj.Metadata.Name == rel.Name+"-backup" {
-				return obj.Data["backup.sh"], obj.Data["restore.sh"]
-			}
-		}
-	}
-	t.Fatal("no ConfigMap <release>-backup in the example's postgresql release")
-	return "", ""
+	return data["backup.sh"], data["restore.sh"]
 }
 
 // script runs a chart script with the superuser's libpq environment and the server's

@@ -10,55 +10,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platzwart/platzwart"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
 	"github.com/platzwart/platzwart/e2e/pgtest"
-	"github.com/platzwart/platzwart/reconciler/load"
-	"github.com/platzwart/platzwart/reconciler/plan"
-	"github.com/platzwart/platzwart/reconciler/render"
-	"sigs.k8s.io/yaml"
 )
 
 // provisionScript renders the example's postgresql release and returns its
 // provisioning script and the databases it provisions (name, user, collation).
 func provisionScript(t *testing.T) (string, []map[string]any) {
 	t.Helper()
-	repo, err := load.Dir("../../examples/workplace", platzwart.Builtin(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := plan.Build(repo.Workplaces[0], repo.Catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rel *plan.Release
-	for _, r := range p.Releases {
-		if r.Component == "postgresql" {
-			rel = r
-		}
-	}
-	if rel == nil {
-		t.Fatal("the example has no postgresql release")
-	}
-	m, err := render.Release(t.Context(), rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var script string
-	for _, doc := range strings.Split(m.Manifest, "\n---") {
-		var obj struct {
-			Kind     string
-			Metadata struct{ Name string }
-			Data     map[string]string
-		}
-		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-			t.Fatal(err)
-		}
-		if obj.Kind == "ConfigMap" && obj.Metadata.Name == rel.Name+"-provision" {
-			script = obj.Data["provision.sh"]
-		}
-	}
+	rel, objs := pgtest.ExampleRelease(t, "../../examples/workplace")
+	script := pgtest.ConfigMapData(t, objs, rel.Name+"-provision")["provision.sh"]
 	if script == "" {
-		t.Fatalf("no ConfigMap %s-provision with provision.sh in the rendered release", rel.Name)
+		t.Fatalf("no provision.sh in ConfigMap %s-provision", rel.Name)
 	}
 	var dbs []map[string]any
 	list, _ := rel.Values["databases"].([]any)
@@ -136,46 +101,18 @@ func TestProvisionScriptSetsTheNewPassword(t *testing.T) {
 // the StatefulSet's init container that sets the superuser's password from the Secret.
 func superuserScript(t *testing.T) string {
 	t.Helper()
-	repo, err := load.Dir("../../examples/workplace", platzwart.Builtin(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := plan.Build(repo.Workplaces[0], repo.Catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rel := range p.Releases {
-		if rel.Component != "postgresql" {
+	_, objs := pgtest.ExampleRelease(t, "../../examples/workplace")
+	for _, o := range objs {
+		if o.Kind != "StatefulSet" {
 			continue
 		}
-		m, err := render.Release(t.Context(), rel)
-		if err != nil {
+		var sts appsv1.StatefulSet
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Fields, &sts); err != nil {
 			t.Fatal(err)
 		}
-		for _, doc := range strings.Split(m.Manifest, "\n---") {
-			var obj struct {
-				Kind string
-				Spec struct {
-					Template struct {
-						Spec struct {
-							InitContainers []struct {
-								Name    string
-								Command []string
-							} `json:"initContainers"`
-						}
-					}
-				}
-			}
-			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-				t.Fatal(err)
-			}
-			if obj.Kind != "StatefulSet" {
-				continue
-			}
-			for _, c := range obj.Spec.Template.Spec.InitContainers {
-				if c.Name == "superuser-password" && len(c.Command) == 3 && c.Command[1] == "-c" {
-					return c.Command[2]
-				}
+		for _, c := range sts.Spec.Template.Spec.InitContainers {
+			if c.Name == "superuser-password" && len(c.Command) == 3 && c.Command[1] == "-c" {
+				return c.Command[2]
 			}
 		}
 	}
