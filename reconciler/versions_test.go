@@ -90,6 +90,9 @@ spec:
   licence: Apache-2.0
   url: https://example.org/steps
   chart: charts/steps
+  consumes: [postgres]
+  databases:
+    - name: steps
   hosts:
     - name: steps
       subdomain: steps
@@ -102,6 +105,7 @@ spec:
         tag: 1.35.0
     - version: 2.0.0
       mandatory: true
+      risky: true
       images: [docker.io/library/busybox:1.36.0]
       values: |
         tag: 1.36.0
@@ -136,6 +140,9 @@ spec:
 // TestVersionPathTakesEveryStep installs a component at its oldest version, then lets
 // it follow the newest: the engine takes the path through the mandatory stepping stone,
 // one Helm upgrade per version, each ready before the next, and records each version.
+// The risky step is preceded by a backup Job of the component's database (kwok
+// completes Jobs without running them: what backup.sh does is tested against a real
+// server in reconciler/backup).
 func TestVersionPathTakesEveryStep(t *testing.T) {
 	e := newEnv(t)
 	office := map[string]string{"office: collabora": "office: steps"}
@@ -166,6 +173,42 @@ func TestVersionPathTakesEveryStep(t *testing.T) {
 	ready := e.events.indexAfter("demo-steps", "ready", first)
 	if first < 0 || second < 0 || ready < 0 || ready > second {
 		t.Errorf("events: step 1 at %d, its ready at %d, step 2 at %d: want each step ready before the next", first, ready, second)
+	}
+	// The risky step to 2.0.0 was preceded by a backup of the component's database,
+	// run from the PostgreSQL server's own image and Secret reference; 3.0.0 is not
+	// risky.
+	var backups []release.Backup
+	for _, o := range rep.Result.Outcomes {
+		if o.Component == "steps" {
+			backups = o.Backups
+		}
+	}
+	if len(backups) != 1 || backups[0].Database != "steps" || backups[0].Version != "2.0.0" || backups[0].Claim != "demo-backups" || !strings.HasSuffix(backups[0].File, ".dump") {
+		t.Fatalf("backups %+v, want one of database steps before 2.0.0 on claim demo-backups", backups)
+	}
+	backup := e.events.indexOf("demo-steps", "backup", "database steps: "+strings.TrimSuffix(backups[0].File, ".dump")+".dump on claim demo-backups")
+	if backup < 0 || first < 0 || backup > first {
+		t.Errorf("backup done at event %d, step to 2.0.0 at %d: want the backup first", backup, first)
+	}
+	job, err := e.cluster.Clientset.BatchV1().Jobs(e.ns).Get(t.Context(), backups[0].Job, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts, err := e.cluster.Clientset.AppsV1().StatefulSets(e.ns).Get(t.Context(), "demo-postgresql", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := job.Spec.Template.Spec.Containers[0]
+	if c.Image != sts.Spec.Template.Spec.Containers[0].Image {
+		t.Errorf("backup image %s, want the server's %s", c.Image, sts.Spec.Template.Spec.Containers[0].Image)
+	}
+	for _, v := range c.Env {
+		if v.Name == "PGPASSWORD" && (v.Value != "" || v.ValueFrom == nil || v.ValueFrom.SecretKeyRef == nil || v.ValueFrom.SecretKeyRef.Name != "demo-postgresql-admin") {
+			t.Errorf("PGPASSWORD %+v: want a reference to the superuser Secret, never a value", v)
+		}
+	}
+	if _, err := e.cluster.Clientset.CoreV1().PersistentVolumeClaims(e.ns).Get(t.Context(), "demo-backups", metav1.GetOptions{}); err != nil {
+		t.Errorf("the backup claim: %v", err)
 	}
 	dep, err := e.cluster.Clientset.AppsV1().Deployments(e.ns).Get(t.Context(), "demo-steps", metav1.GetOptions{})
 	if err != nil {

@@ -118,6 +118,10 @@ type Release struct {
 	Chart *catalog.Chart `json:"-"`
 	// PatchesOrigin names where the patches come from, for errors.
 	PatchesOrigin string `json:"-"`
+	// Databases are the component's databases on a PostgreSQL server of the workplace
+	// (an in-cluster provider release): what a backup before a risky step dumps.
+	// Databases on an external server are the operator's to back up.
+	Databases []Database `json:"databases,omitempty"`
 	// VersionOrigin names the field Version comes from, for errors: the workplace's
 	// spec.versions.<component> or the component's spec.versions.
 	VersionOrigin string `json:"-"`
@@ -126,6 +130,15 @@ type Release struct {
 	// its listed versions older than Version, oldest first: the steps Path takes.
 	def     *catalog.Component
 	earlier []*Release
+}
+
+// Database is one database of a component on an in-cluster PostgreSQL release.
+type Database struct {
+	// Name is the database (and its owner role).
+	Name string `json:"name"`
+	// Server is the PostgreSQL provider's release: its Service, StatefulSet and
+	// backup scripts (ConfigMap <server>-backup) carry that name.
+	Server string `json:"server"`
 }
 
 // Migration is a migration Job of a version, rendered for one release.
@@ -804,6 +817,7 @@ func (b *builder) releaseAt(c *component, routing map[string]any, vi int) (*Rele
 		Version:       ver.Version,
 		Risky:         ver.Risky,
 		Migrations:    migrations,
+		Databases:     b.databases(c),
 		Chart:         ch,
 		PatchesOrigin: fmt.Sprintf("%s: %s: spec.patches.%s", b.w.File, b.w.Label(), def.Metadata.Name),
 	}
@@ -812,6 +826,26 @@ func (b *builder) releaseAt(c *component, routing map[string]any, vi int) (*Rele
 		return nil, b.componentError(c, "spec.values", err)
 	}
 	return rel, nil
+}
+
+// databases lists the component's databases when its PostgreSQL provider is a release
+// of the workplace (not an external server with its own credentials).
+func (b *builder) databases(c *component) []Database {
+	pg, ok := b.byCap[contract.Postgres]
+	if !ok || pg.release == "" || len(c.def.Spec.Databases) == 0 {
+		return nil
+	}
+	if _, uses := c.uses[contract.Postgres]; !uses {
+		return nil
+	}
+	if cs, _ := pg.exports["credentialsSecret"].(string); cs != "" {
+		return nil
+	}
+	out := make([]Database, 0, len(c.def.Spec.Databases))
+	for _, d := range c.def.Spec.Databases {
+		out = append(out, Database{Name: d.Name, Server: pg.release})
+	}
+	return out
 }
 
 // migrations renders the migration Jobs of the component's version vi with the

@@ -269,6 +269,8 @@ type Outcome struct {
 	NewRevision int `json:"newRevision,omitempty"`
 	// Drifted lists resources found changed or deleted by hand, and corrected.
 	Drifted []string `json:"drifted,omitempty"`
+	// Backups are the databases dumped before risky upgrade steps.
+	Backups []Backup `json:"backups,omitempty"`
 }
 
 // Result is the outcome of one Apply.
@@ -395,7 +397,7 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step, g *Guard
 				e.progress(s.Release, "failed", 0, out.Err)
 				return
 			}
-			rev, ready, drifted, err := e.applyOne(ctx, cfg, live, g, s, start)
+			rev, ready, drifted, err := e.applyOne(ctx, cfg, live, g, s, start, &out.Backups)
 			out.NewRevision, out.Ready, out.Drifted = rev, ready, drifted
 			if err != nil {
 				out.Err, out.Failure = err.Error(), classify(err)
@@ -487,7 +489,7 @@ func interrupted(ctx, wctx context.Context, rel string, version int, err error) 
 // a revision that is ready again returns an error and ready, so the releases that
 // depend on it go on with the old revision. Every write takes the Lease through g and
 // runs with its context; see Apply for what a stop does.
-func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *liveCache, g *Guard, s Step, start time.Time) (int, bool, []string, error) {
+func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *liveCache, g *Guard, s Step, start time.Time, backups *[]Backup) (int, bool, []string, error) {
 	rel := s.planned
 	if s.Action == ActionUnchanged && !s.unconfirmed {
 		return e.check(ctx, live, g, s, start)
@@ -564,6 +566,18 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			why := s.Reason
 			if len(path) > 1 {
 				why = fmt.Sprintf("step %d of %d: version %s", i+1, len(path), step.Version)
+			}
+			if step.Risky && len(step.Databases) > 0 {
+				// The step changes stored data in a way only a backup undoes: no backup,
+				// no step. The release stays as it is.
+				b, err := e.backupBefore(ctx, wctx, s, step, start)
+				*backups = append(*backups, b...)
+				if err != nil {
+					if ierr := stopped(ctx, wctx); ierr != nil {
+						return s.Revision, false, nil, ierr
+					}
+					return s.Revision, good != nil, nil, err
+				}
 			}
 			e.progress(s.Release, "upgrade", time.Since(start), why)
 			version, ready, drifted, err := e.upgrade(ctx, wctx, wait, cfg, s, step, good, start)

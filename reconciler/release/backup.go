@@ -1,0 +1,216 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+
+	"github.com/platzwart/platzwart/reconciler/plan"
+)
+
+// Backup is one database dumped before a risky upgrade step.
+type Backup struct {
+	// Database and Server (the PostgreSQL release) it was dumped from.
+	Database string `json:"database"`
+	Server   string `json:"server"`
+	// Version is the component version the step upgrades to.
+	Version string `json:"version"`
+	// Claim is the PersistentVolumeClaim holding the dump, File its name there.
+	Claim string `json:"claim"`
+	File  string `json:"file"`
+	// Job ran the server chart's backup.sh (its log holds the verified record: size,
+	// sha256, entries; reconciler/backup.ParseRecord reads it).
+	Job string `json:"job"`
+	// Finished is when the Job completed.
+	Finished time.Time `json:"finished"`
+}
+
+const (
+	// LabelBackupOf names, on a backup Job, the release it was taken for.
+	LabelBackupOf = "platzwart.io/backup-of"
+	// defaultBackupSize is the size of a workplace's backup claim when it is created.
+	defaultBackupSize = "10Gi"
+	// postgresUID is the user of the official postgres images (and of backup.sh's
+	// files on the claim).
+	postgresUID = 999
+)
+
+// BackupClaim is the name of the PersistentVolumeClaim a workplace's backups go to.
+// It belongs to no Helm release, so no uninstall removes it.
+func BackupClaim(workplace string) string { return workplace + "-backups" }
+
+// backupBefore dumps every database of rel (one Job per database, the PostgreSQL
+// server chart's backup.sh: a custom-format dump verified by reading it back) before
+// the risky step to rel.Version, and waits until each Job completed. A backup that
+// fails stops the step: nothing is upgraded without its backup.
+func (e *Engine) backupBefore(ctx, wctx context.Context, s Step, rel *plan.Release, start time.Time) ([]Backup, error) {
+	if err := e.ensureBackupClaim(wctx, rel); err != nil {
+		return nil, err
+	}
+	var out []Backup
+	for _, db := range rel.Databases {
+		b, err := e.backup(ctx, wctx, s, rel, db, start)
+		if err != nil {
+			return out, fmt.Errorf("backup of database %s before version %s: %w", db.Name, rel.Version, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// ensureBackupClaim creates the workplace's backup claim when it is missing.
+func (e *Engine) ensureBackupClaim(ctx context.Context, rel *plan.Release) error {
+	name := BackupClaim(rel.Workplace)
+	pvcs := e.cluster.Clientset.CoreV1().PersistentVolumeClaims(rel.Namespace)
+	if _, err := pvcs.Get(ctx, name, metav1.GetOptions{}); err == nil || !apierrors.IsNotFound(err) {
+		return err
+	}
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: rel.Namespace,
+			Labels: map[string]string{LabelWorkplace: rel.Workplace, "app.kubernetes.io/managed-by": "platzwart"}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(defaultBackupSize)}},
+		},
+	}
+	if _, err := pvcs.Create(ctx, pvc, metav1.CreateOptions{FieldManager: "platzwart"}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create the backup claim %s/%s: %w", rel.Namespace, name, err)
+	}
+	return nil
+}
+
+// backup runs backup.sh for one database in a Job built from the server's own
+// StatefulSet: its image (client tools of the server's major) and its superuser
+// credentials (the same Secret reference, never a value).
+func (e *Engine) backup(ctx, wctx context.Context, s Step, rel *plan.Release, db plan.Database, start time.Time) (Backup, error) {
+	sts, err := e.cluster.Clientset.AppsV1().StatefulSets(rel.Namespace).Get(wctx, db.Server, metav1.GetOptions{})
+	if err != nil {
+		return Backup{}, fmt.Errorf("the PostgreSQL server %s: %w", db.Server, err)
+	}
+	var server *corev1.Container
+	for i := range sts.Spec.Template.Spec.Containers {
+		if c := &sts.Spec.Template.Spec.Containers[i]; c.Name == "postgresql" {
+			server = c
+		}
+	}
+	if server == nil {
+		return Backup{}, fmt.Errorf("StatefulSet %s has no container postgresql", db.Server)
+	}
+	env := []corev1.EnvVar{{Name: "PGHOST", Value: db.Server}, {Name: "PGPORT", Value: "5432"}, {Name: "PGCONNECT_TIMEOUT", Value: "10"}}
+	for _, v := range server.Env {
+		switch v.Name {
+		case "POSTGRES_USER":
+			env = append(env, corev1.EnvVar{Name: "PGUSER", Value: v.Value, ValueFrom: v.ValueFrom})
+		case "POSTGRES_PASSWORD":
+			env = append(env, corev1.EnvVar{Name: "PGPASSWORD", Value: v.Value, ValueFrom: v.ValueFrom})
+		}
+	}
+	now := time.Now().UTC()
+	stamp := strings.ToLower(now.Format("20060102t150405"))
+	file := fmt.Sprintf("%s-before-%s-%s", db.Name, rel.Version, stamp)
+	env = append(env,
+		corev1.EnvVar{Name: "BACKUP_DATABASE", Value: db.Name},
+		corev1.EnvVar{Name: "BACKUP_DIR", Value: "/backups"},
+		corev1.EnvVar{Name: "BACKUP_NAME", Value: file})
+	name := jobName(rel.Name, db.Name, stamp)
+	labels := map[string]string{
+		LabelWorkplace: rel.Workplace, LabelBackupOf: rel.Name,
+		// The server's NetworkPolicy admits its own release's pods.
+		"app.kubernetes.io/instance": db.Server, "app.kubernetes.io/component": "backup",
+	}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: rel.Namespace, Labels: labels},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:          ptr.To[int32](1),
+			ActiveDeadlineSeconds: ptr.To(int64(rel.Timeout.Seconds())),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                corev1.RestartPolicyNever,
+					AutomountServiceAccountToken: ptr.To(false),
+					EnableServiceLinks:           ptr.To(false),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](postgresUID), RunAsGroup: ptr.To[int64](postgresUID),
+						FSGroup: ptr.To[int64](postgresUID), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{{
+						Name: "backup", Image: server.Image, ImagePullPolicy: server.ImagePullPolicy,
+						Command: []string{"/bin/sh", "/scripts/backup.sh"},
+						Env:     env,
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
+							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "scripts", MountPath: "/scripts", ReadOnly: true},
+							{Name: "backups", MountPath: "/backups"},
+							{Name: "tmp", MountPath: "/tmp"},
+						},
+					}},
+					Volumes: []corev1.Volume{
+						{Name: "scripts", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+							LocalObjectReference: corev1.LocalObjectReference{Name: db.Server + "-backup"}}}},
+						{Name: "backups", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+							ClaimName: BackupClaim(rel.Workplace)}}},
+						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					},
+				},
+			},
+		},
+	}
+	e.progress(s.Release, "backup", time.Since(start), fmt.Sprintf("database %s before version %s: Job %s", db.Name, rel.Version, name))
+	jobs := e.cluster.Clientset.BatchV1().Jobs(rel.Namespace)
+	if _, err := jobs.Create(wctx, job, metav1.CreateOptions{FieldManager: "platzwart"}); err != nil {
+		return Backup{}, fmt.Errorf("create Job %s: %w", name, err)
+	}
+	var finished time.Time
+	err = wait.PollUntilContextTimeout(ctx, e.opts.PollInterval, rel.Timeout, true, func(ctx context.Context) (bool, error) {
+		j, err := jobs.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range j.Status.Conditions {
+			switch {
+			case c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue:
+				finished = c.LastTransitionTime.Time
+				return true, nil
+			case c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue:
+				return false, fmt.Errorf("backup Job %s failed: %s (kubectl -n %s logs job/%s)", name, c.Message, rel.Namespace, name)
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return Backup{}, fmt.Errorf("backup Job %s did not complete within %s", name, rel.Timeout)
+		}
+		return Backup{}, err
+	}
+	e.progress(s.Release, "backup", time.Since(start), fmt.Sprintf("database %s: %s.dump on claim %s", db.Name, file, BackupClaim(rel.Workplace)))
+	return Backup{Database: db.Name, Server: db.Server, Version: rel.Version, Claim: BackupClaim(rel.Workplace),
+		File: file + ".dump", Job: name, Finished: finished}, nil
+}
+
+// jobName is a Job name of at most 63 characters (the Job controller labels its pods
+// with it) for a backup of database db of release rel.
+func jobName(rel, db, stamp string) string {
+	suffix := "-backup-" + db + "-" + stamp
+	if len(rel)+len(suffix) > 63 {
+		rel = rel[:max(0, 63-len(suffix))]
+	}
+	name := strings.Trim(rel+suffix, "-")
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return strings.TrimRight(name, "-")
+}
