@@ -68,9 +68,14 @@ INSERT INTO notes (title, body) SELECT 'Notiz ' || i, 'Grüße aus Köln – ' |
 	want := s.Query(t, "app", fingerprint)
 
 	dir := t.TempDir()
-	out, err := script(t, s, backupSh, "BACKUP_DATABASE=app", "BACKUP_DIR="+dir, "BACKUP_NAME=app-before-upgrade")
+	recordFile := filepath.Join(t.TempDir(), "termination-log")
+	out, err := script(t, s, backupSh, "BACKUP_DATABASE=app", "BACKUP_DIR="+dir, "BACKUP_NAME=app-before-upgrade", "BACKUP_RECORD_FILE="+recordFile)
 	if err != nil {
 		t.Fatalf("backup.sh: %v\n%s", err, out)
+	}
+	// The record also goes to BACKUP_RECORD_FILE (the Job's termination message).
+	if written, err := os.ReadFile(recordFile); err != nil || !strings.HasSuffix(strings.TrimSpace(out), strings.TrimSpace(string(written))) || len(written) < 10 {
+		t.Errorf("record file %q (%v), want the last line of the output", written, err)
 	}
 	if strings.Contains(out, "admin-Secret-1") || strings.Contains(out, "app-Secret-2") {
 		t.Errorf("backup.sh printed a password:\n%s", out)

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
+	"github.com/platzwart/platzwart/reconciler/backup"
 	"github.com/platzwart/platzwart/reconciler/plan"
 )
 
@@ -28,9 +29,13 @@ type Backup struct {
 	// Claim is the PersistentVolumeClaim holding the dump, File its name there.
 	Claim string `json:"claim"`
 	File  string `json:"file"`
-	// Job ran the server chart's backup.sh (its log holds the verified record: size,
-	// sha256, entries; reconciler/backup.ParseRecord reads it).
+	// Job ran the server chart's backup.sh.
 	Job string `json:"job"`
+	// Bytes and SHA256 of the verified dump, from the record backup.sh writes to the
+	// container's termination message (0 and "" when the pod reported none, as on a
+	// control plane whose nodes run no containers).
+	Bytes  int64  `json:"bytes,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 	// Finished is when the Job completed.
 	Finished time.Time `json:"finished"`
 }
@@ -121,7 +126,8 @@ func (e *Engine) backup(ctx, wctx context.Context, s Step, rel *plan.Release, db
 	env = append(env,
 		corev1.EnvVar{Name: "BACKUP_DATABASE", Value: db.Name},
 		corev1.EnvVar{Name: "BACKUP_DIR", Value: "/backups"},
-		corev1.EnvVar{Name: "BACKUP_NAME", Value: file})
+		corev1.EnvVar{Name: "BACKUP_NAME", Value: file},
+		corev1.EnvVar{Name: "BACKUP_RECORD_FILE", Value: corev1.TerminationMessagePathDefault})
 	name := jobName(rel.Name, db.Name, stamp)
 	labels := map[string]string{
 		LabelWorkplace: rel.Workplace, LabelBackupOf: rel.Name,
@@ -196,9 +202,35 @@ func (e *Engine) backup(ctx, wctx context.Context, s Step, rel *plan.Release, db
 		}
 		return Backup{}, err
 	}
-	e.progress(s.Release, "backup", time.Since(start), fmt.Sprintf("database %s: %s.dump on claim %s", db.Name, file, BackupClaim(rel.Workplace)))
-	return Backup{Database: db.Name, Server: db.Server, Version: rel.Version, Claim: BackupClaim(rel.Workplace),
-		File: file + ".dump", Job: name, Finished: finished}, nil
+	b := Backup{Database: db.Name, Server: db.Server, Version: rel.Version, Claim: BackupClaim(rel.Workplace),
+		File: file + ".dump", Job: name, Finished: finished}
+	if rec, ok := e.backupRecord(wctx, rel.Namespace, name); ok {
+		if rec.File != b.File || rec.Database != db.Name {
+			return Backup{}, fmt.Errorf("backup Job %s reported %s of database %s, want %s of %s", name, rec.File, rec.Database, b.File, db.Name)
+		}
+		b.Bytes, b.SHA256 = rec.Bytes, rec.SHA256
+	}
+	e.progress(s.Release, "backup", time.Since(start), fmt.Sprintf("database %s: %s on claim %s", db.Name, b.File, b.Claim))
+	return b, nil
+}
+
+// backupRecord reads the record backup.sh left in the termination message of the
+// Job's succeeded pod.
+func (e *Engine) backupRecord(ctx context.Context, namespace, job string) (backup.Record, bool) {
+	pods, err := e.cluster.Clientset.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job})
+	if err != nil {
+		return backup.Record{}, false
+	}
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; cs.Name == "backup" && t != nil && t.ExitCode == 0 && t.Message != "" {
+				if rec, err := backup.ParseRecord([]byte(t.Message)); err == nil {
+					return rec, true
+				}
+			}
+		}
+	}
+	return backup.Record{}, false
 }
 
 // jobName is a Job name of at most 63 characters (the Job controller labels its pods
