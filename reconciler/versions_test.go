@@ -2,6 +2,9 @@ package reconciler_test
 
 import (
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,65 +79,25 @@ func (e *env) versionLabel(name string) string {
 	return label
 }
 
-// stepsComponent is a repository component with three versions: 2.0.0 is a mandatory
-// stepping stone and 3.0.0 accepts upgrades only from 2.0.0 on. Each version runs
-// another image tag.
-var stepsComponent = map[string]string{
-	"components/steps/component.yaml": `apiVersion: platzwart.io/v1alpha1
-kind: Component
-metadata:
-  name: steps
-spec:
-  capability: office
-  description: Test component with three versions.
-  licence: Apache-2.0
-  url: https://example.org/steps
-  chart: charts/steps
-  consumes: [postgres]
-  databases:
-    - name: steps
-  hosts:
-    - name: steps
-      subdomain: steps
-  images:
-    - docker.io/library/busybox:1.37.0
-  versions:
-    - version: 1.0.0
-      images: [docker.io/library/busybox:1.35.0]
-      values: |
-        tag: 1.35.0
-    - version: 2.0.0
-      mandatory: true
-      risky: true
-      images: [docker.io/library/busybox:1.36.0]
-      values: |
-        tag: 1.36.0
-    - version: 3.0.0
-      from: ">=2.0.0"
-  exports: |
-    url: {{ .URLs.steps }}
-  values: |
-    tag: 1.37.0
-`,
-	"charts/steps/Chart.yaml":  "apiVersion: v2\nname: steps\nversion: 0.1.0\n",
-	"charts/steps/values.yaml": "tag: \"\"\n",
-	"charts/steps/templates/deployment.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app.kubernetes.io/instance: {{ .Release.Name }}}
-  template:
-    metadata:
-      labels: {app.kubernetes.io/instance: {{ .Release.Name }}}
-    spec:
-      containers:
-        - name: steps
-          image: docker.io/library/busybox:{{ .Values.tag }}
-          command: [sleep, infinity]
-`,
+// stepsComponent reads the repository component in testdata/steps: three versions,
+// 2.0.0 a risky mandatory stepping stone and 3.0.0 accepting upgrades only from 2.0.0
+// on, each running another image tag, with a database.
+func stepsComponent(t *testing.T) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir("testdata/steps", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		rel, _ := filepath.Rel("testdata/steps", path)
+		files[filepath.ToSlash(rel)] = string(data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
 
 // TestVersionPathTakesEveryStep installs a component at its oldest version, then lets
@@ -147,12 +110,12 @@ func TestVersionPathTakesEveryStep(t *testing.T) {
 	e := newEnv(t)
 	office := map[string]string{"office: collabora": "office: steps"}
 	pinned := map[string]string{"office: collabora": "office: steps", "  dataPolicy: Retain\n": "  dataPolicy: Retain\n  versions: {steps: 1.0.0}\n"}
-	e.reconcile(e.plan(e.workplaceDir(pinned, stepsComponent)))
+	e.reconcile(e.plan(e.workplaceDir(pinned, stepsComponent(t))))
 	if got := e.versionLabel("demo-steps"); got != "1.0.0" {
 		t.Fatalf("version after the pinned install: %q, want 1.0.0", got)
 	}
 	e.events.reset()
-	steps, err := e.rec.Engine.Decide(t.Context(), e.plan(e.workplaceDir(office, stepsComponent)))
+	steps, err := e.rec.Engine.Decide(t.Context(), e.plan(e.workplaceDir(office, stepsComponent(t))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +124,7 @@ func TestVersionPathTakesEveryStep(t *testing.T) {
 			t.Errorf("the plan shows the version path %v (%s), want 1.0.0 → 2.0.0 → 3.0.0", s.Versions, s.Reason)
 		}
 	}
-	rep := e.reconcile(e.plan(e.workplaceDir(office, stepsComponent)))
+	rep := e.reconcile(e.plan(e.workplaceDir(office, stepsComponent(t))))
 	if got := actions(rep)["steps"]; got != release.ActionUpgrade {
 		t.Fatalf("steps was %s, want upgraded", got)
 	}
@@ -217,7 +180,7 @@ func TestVersionPathTakesEveryStep(t *testing.T) {
 	if img := dep.Spec.Template.Spec.Containers[0].Image; img != "docker.io/library/busybox:1.37.0" {
 		t.Errorf("image after the path: %s", img)
 	}
-	rep = e.reconcile(e.plan(e.workplaceDir(office, stepsComponent)))
+	rep = e.reconcile(e.plan(e.workplaceDir(office, stepsComponent(t))))
 	if got := actions(rep)["steps"]; got != release.ActionUnchanged {
 		t.Errorf("after the path, steps is %s, want unchanged", got)
 	}

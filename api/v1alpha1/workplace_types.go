@@ -263,6 +263,12 @@ type WorkplaceStatus struct {
 	// +optional
 	KeptVolumes []KeptVolume `json:"keptVolumes,omitempty"`
 
+	// Backups are the newest database backups taken before risky upgrade steps,
+	// oldest first (at most 20).
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Backups []Backup `json:"backups,omitempty"`
+
 	// History holds the latest deployments of new revisions, oldest first (bounded).
 	// +optional
 	History []Deployment `json:"history,omitempty"`
@@ -346,6 +352,29 @@ type KeptVolume struct {
 	// Since is when the component was removed.
 	// +optional
 	Since *metav1.Time `json:"since,omitempty"`
+}
+
+// Backup is one database dumped before a risky upgrade step (the PostgreSQL chart's
+// backup.sh: a custom-format dump, verified by reading it back).
+type Backup struct {
+	// Component whose upgrade step it preceded, and the Version it upgraded to.
+	Component string `json:"component"`
+	Version   string `json:"version"`
+	// Database that was dumped.
+	Database string `json:"database"`
+	// Claim is the PersistentVolumeClaim holding the dump; File its name there.
+	Claim string `json:"claim"`
+	File  string `json:"file"`
+	// Job that ran the backup.
+	Job string `json:"job"`
+	// Bytes and SHA256 of the dump, when the Job's pod reported them.
+	// +optional
+	Bytes int64 `json:"bytes,omitempty"`
+	// +optional
+	SHA256 string `json:"sha256,omitempty"`
+	// Finished is when the backup completed.
+	// +optional
+	Finished *metav1.Time `json:"finished,omitempty"`
 }
 
 // WorkplaceList is a list of Workplaces.

@@ -1018,3 +1018,37 @@ func TestCLIApplyAndControllerTogether(t *testing.T) {
 	})
 	assertKept(t, cs, ns, before)
 }
+
+// TestBackupInStatus: a component with a database at its oldest version, then the
+// commit that lets it follow the newest: the controller walks the version path, and
+// the backup taken before the risky step is in status.backups (component, version,
+// database, claim, file, Job) with an Event.
+func TestBackupInStatus(t *testing.T) {
+	t.Parallel()
+	c := cluster.FromTest(t)
+	ns := c.NewNamespace(t)
+	office := merge(uniqueDomain(ns), map[string]string{"    office: collabora": "    office: steps"})
+	pinned := merge(office, map[string]string{"  dataPolicy: Retain\n": "  dataPolicy: Retain\n  versions: {steps: 1.0.0}\n"})
+	repo := newGitRepo(t, workplaceDoc(t, ns, pinned))
+	copyDir(t, "../testdata/steps", repo.work)
+	first := repo.commitAll("", "steps at 1.0.0")
+	startController(t, c, controller.Options{
+		Name:          "backups",
+		Selector:      testSelector(t, ns),
+		Source:        source.Options{URL: repo.url, Ref: source.Ref{Branch: "main"}, CacheDir: t.TempDir()},
+		Interval:      500 * time.Millisecond,
+		RetryInterval: time.Second,
+	})
+	cl := workplaceClient(t, c)
+	waitWorkplace(t, cl, ns, "demo", "Ready at 1.0.0", 3*time.Minute, readyAt(first))
+	newest := repo.commitAll(workplaceDoc(t, ns, office), "steps follows the newest")
+	w := waitWorkplace(t, cl, ns, "demo", "Ready at the newest", 3*time.Minute, readyAt(newest))
+	if len(w.Status.Backups) != 1 {
+		t.Fatalf("status.backups %+v, want the one backup before 2.0.0", w.Status.Backups)
+	}
+	b := w.Status.Backups[0]
+	if b.Component != "steps" || b.Version != "2.0.0" || b.Database != "steps" || b.Claim != "demo-backups" ||
+		!strings.HasSuffix(b.File, ".dump") || b.Job == "" || b.Finished == nil {
+		t.Errorf("status.backups[0] %+v", b)
+	}
+}

@@ -390,6 +390,9 @@ func (r *WorkplaceReconciler) stalled(w *v1alpha1.Workplace, reason string, err 
 	meta.RemoveStatusCondition(&w.Status.Conditions, ConditionReconciling)
 }
 
+// maxBackups bounds status.backups (the CRD's MaxItems).
+const maxBackups = 20
+
 // report copies the outcome per component into the status and emits events.
 func (r *WorkplaceReconciler) report(w *v1alpha1.Workplace, rep *reconciler.Report) {
 	now := metav1.Now()
@@ -436,6 +439,16 @@ func (r *WorkplaceReconciler) report(w *v1alpha1.Workplace, rep *reconciler.Repo
 		if len(o.Drifted) > 0 {
 			r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "DriftCorrected", "Correct", "release %s: %s", o.Release, strings.Join(o.Drifted, "; "))
 		}
+		for _, b := range o.Backups {
+			finished := metav1.NewTime(b.Finished)
+			w.Status.Backups = append(w.Status.Backups, v1alpha1.Backup{Component: o.Component, Version: b.Version, Database: b.Database,
+				Claim: b.Claim, File: b.File, Job: b.Job, Bytes: b.Bytes, SHA256: b.SHA256, Finished: &finished})
+			r.Recorder.Eventf(w, nil, corev1.EventTypeNormal, "BackupTaken", "Backup", "database %s backed up before %s %s: %s on claim %s",
+				b.Database, o.Component, b.Version, b.File, b.Claim)
+		}
+	}
+	if n := len(w.Status.Backups); n > maxBackups {
+		w.Status.Backups = w.Status.Backups[n-maxBackups:]
 	}
 	sort.Slice(comps, func(i, j int) bool { return comps[i].Release < comps[j].Release })
 	w.Status.Components = comps
