@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/platzwart/platzwart/reconciler/backup"
+	"github.com/platzwart/platzwart/reconciler/catalog"
 	"github.com/platzwart/platzwart/reconciler/plan"
 )
 
@@ -53,6 +54,27 @@ const (
 // BackupClaim is the name of the PersistentVolumeClaim a workplace's backups go to.
 // It belongs to no Helm release, so no uninstall removes it.
 func BackupClaim(workplace string) string { return workplace + "-backups" }
+
+// backupNeeded reports whether upgrading from the deployed version to step needs a
+// backup first: the step reaches a risky version it was not at already, and the
+// component has databases on the workplace's PostgreSQL. An upgrade that keeps the
+// version (values, chart or Secret changes) takes none. An unrecorded deployed
+// version ("", a release from before versions were recorded) may be older, so it
+// takes one.
+func backupNeeded(deployed string, step *plan.Release) bool {
+	if !step.Risky || len(step.Databases) == 0 {
+		return false
+	}
+	if deployed == "" {
+		return true
+	}
+	dv, err1 := catalog.ParseVersion(deployed)
+	sv, err2 := catalog.ParseVersion(step.Version)
+	if err1 != nil || err2 != nil {
+		return deployed != step.Version
+	}
+	return !dv.Equal(sv)
+}
 
 // backupBefore dumps every database of rel (one Job per database, the PostgreSQL
 // server chart's backup.sh: a custom-format dump verified by reading it back) before

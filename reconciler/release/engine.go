@@ -557,8 +557,10 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			return 0, false, nil, err
 		}
 		var good *release.Release
+		deployed := ""
 		if s.current != nil {
 			good = s.current.rollbackTarget()
+			deployed = s.current.version
 		}
 		// Each version on the path is its own upgrade, ready before the next starts; a
 		// step that fails is rolled back to the step before it and ends the path there.
@@ -567,7 +569,7 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			if len(path) > 1 {
 				why = fmt.Sprintf("step %d of %d: version %s", i+1, len(path), step.Version)
 			}
-			if step.Risky && len(step.Databases) > 0 {
+			if backupNeeded(deployed, step) {
 				// The step changes stored data in a way only a backup undoes: no backup,
 				// no step. The release stays as it is.
 				b, err := e.backupBefore(ctx, wctx, s, step, start)
@@ -584,6 +586,7 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			if err != nil || i == len(path)-1 {
 				return version, ready, drifted, err
 			}
+			deployed = step.Version
 			if good, err = cfg.Releases.Get(rel.Name, version); err != nil {
 				return version, true, nil, fmt.Errorf("release %s revision %d: %w", rel.Name, version, err)
 			}

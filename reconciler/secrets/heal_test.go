@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -181,6 +182,16 @@ func TestDeletedDatabasePasswordHeals(t *testing.T) {
 	}
 	if ann1 == ann0 || ann1 == "" {
 		t.Errorf("keycloak's pod template annotation %q → %q: want a change so its pods roll", ann0, ann1)
+	}
+
+	// Keycloak's version is risky, but this upgrade keeps it: no backup was taken.
+	if _, err := e.cluster.Clientset.CoreV1().PersistentVolumeClaims(e.ns).Get(t.Context(), release.BackupClaim("demo"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("an upgrade that keeps every version made the backup claim (err %v)", err)
+	}
+	for _, o := range rep.Result.Outcomes {
+		if len(o.Backups) > 0 {
+			t.Errorf("release %s took backups %+v on an upgrade that keeps its version", o.Release, o.Backups)
+		}
 	}
 
 	rep, _, writes := e.reconcile()
