@@ -74,6 +74,19 @@ var kwokStageFiles = []string{
 	"kustomize/stage/volume/fast/pv-bind.yaml",
 	"kustomize/stage/volume/fast/pvc-delete.yaml",
 	"kustomize/stage/volume/fast/pv-delete.yaml",
+	// Pods labelled pod-container-running-failed.stage.kwok.x-k8s.io=true fail
+	// (exit code 1) instead of running or completing: the weight of this Stage
+	// outranks pod-complete's, so a Job's pod so labelled fails. Tests use it for
+	// Jobs that must fail (see FailJobPods).
+	"kustomize/stage/pod/chaos/pod-container-running-failed.yaml",
+}
+
+// stagesFile is the name of the Stage file in a build's kwok directory: named
+// after the Stage list, so that a changed list is written next to a cached
+// build without rebuilding its binaries.
+func stagesFile() string {
+	h := sha256.Sum256([]byte(strings.Join(kwokStageFiles, "\n")))
+	return "stages-" + hex.EncodeToString(h[:])[:12] + ".yaml"
 }
 
 const kwokStorageClassFile = "kustomize/stage/volume/fast/storage-class.yaml"
@@ -94,7 +107,7 @@ func Build(ctx context.Context, opts Options) (*Binaries, error) {
 	dir := filepath.Join(opts.CacheDir, key)
 	bins := binariesIn(dir, versions)
 	if _, err := os.Stat(dir); err == nil {
-		return bins, nil
+		return bins, ensureStages(ctx, opts, versions, bins)
 	}
 
 	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
@@ -106,7 +119,8 @@ func Build(ctx context.Context, opts Options) (*Binaries, error) {
 	}
 	defer lock.unlock()
 	if _, err := os.Stat(dir); err == nil {
-		return bins, nil // built by another process while we waited
+		// built by another process while we waited
+		return bins, ensureStages(ctx, opts, versions, bins)
 	}
 
 	b := &builder{opts: opts, versions: versions}
@@ -114,6 +128,45 @@ func Build(ctx context.Context, opts Options) (*Binaries, error) {
 		return nil, err
 	}
 	return bins, nil
+}
+
+// ensureStages writes the kwok Stage file of a cached build when the build
+// predates the current Stage list (only the manifests are copied again; the
+// binaries stay).
+func ensureStages(ctx context.Context, opts Options, versions Versions, bins *Binaries) error {
+	if _, err := os.Stat(bins.KwokStages); err == nil {
+		return nil
+	}
+	b := &builder{opts: opts, versions: versions}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("write the kwok stages: the go command is needed: %w", err)
+	}
+	b.goBin = goBin
+	return b.copyKwokManifests(ctx, filepath.Dir(bins.KwokStages))
+}
+
+// writeFileAtomic writes data to path through a temporary file and a rename, so
+// that concurrent test packages never read half a file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func binariesIn(dir string, v Versions) *Binaries {
@@ -125,7 +178,7 @@ func binariesIn(dir string, v Versions) *Binaries {
 		ControllerManager: filepath.Join(bin, "kube-controller-manager"),
 		Scheduler:         filepath.Join(bin, "kube-scheduler"),
 		Kwok:              filepath.Join(bin, "kwok"),
-		KwokStages:        filepath.Join(dir, "kwok", "stages.yaml"),
+		KwokStages:        filepath.Join(dir, "kwok", stagesFile()),
 		StorageClass:      filepath.Join(dir, "kwok", "storage-class.yaml"),
 		Versions:          v,
 	}
@@ -282,10 +335,10 @@ func (b *builder) copyKwokManifests(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create kwok manifest directory: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "stages.yaml"), stages.Bytes(), 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, stagesFile()), stages.Bytes()); err != nil {
 		return fmt.Errorf("write kwok stages: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "storage-class.yaml"), storageClass, 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, "storage-class.yaml"), storageClass); err != nil {
 		return fmt.Errorf("write kwok storage class: %w", err)
 	}
 	return nil

@@ -233,3 +233,48 @@ func TestServerSideDryRunRejectsInvalidManifest(t *testing.T) {
 		t.Fatalf("after a dry run, get deployment: got %v, want NotFound", err)
 	}
 }
+
+// TestFailJobPods: the pods of Jobs named with the prefix fail (kwok's chaos Stage,
+// selected by the label the admission policy adds), and the Job is Failed; other
+// Jobs in the namespace complete as before.
+func TestFailJobPods(t *testing.T) {
+	t.Parallel()
+	c := cluster.FromTest(t)
+	ns := c.NewNamespace(t)
+	client := kubernetes.NewForConfigOrDie(c.Config())
+	c.FailJobPods(t, ns, "doomed-")
+
+	job := func(name string) *batchv1.Job {
+		backoff := int32(0)
+		tmpl := podTemplate(name)
+		tmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
+		return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: batchv1.JobSpec{BackoffLimit: &backoff, Template: tmpl}}
+	}
+	for _, name := range []string{"doomed-migration", "fine-migration"} {
+		if _, err := client.BatchV1().Jobs(ns).Create(t.Context(), job(name), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create job %s: %v", name, err)
+		}
+	}
+	state := func(name string) func(ctx context.Context) (bool, error) {
+		return func(ctx context.Context) (bool, error) {
+			j, err := client.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			for _, c := range j.Status.Conditions {
+				if c.Status != corev1.ConditionTrue {
+					continue
+				}
+				switch {
+				case c.Type == batchv1.JobFailed && name == "doomed-migration", c.Type == batchv1.JobComplete && name == "fine-migration":
+					return true, nil
+				case c.Type == batchv1.JobFailed, c.Type == batchv1.JobComplete:
+					return false, errors.New("job " + name + " ended " + string(c.Type))
+				}
+			}
+			return false, nil
+		}
+	}
+	waitFor(t, "job doomed-migration Failed", time.Minute, state("doomed-migration"))
+	waitFor(t, "job fine-migration Complete", time.Minute, state("fine-migration"))
+}
