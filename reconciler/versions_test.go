@@ -1,18 +1,24 @@
 package reconciler_test
 
 import (
+	"bufio"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
+	"github.com/platzwart/platzwart/e2e/cluster"
 	"github.com/platzwart/platzwart/reconciler"
 	"github.com/platzwart/platzwart/reconciler/release"
 	"github.com/platzwart/platzwart/reconciler/upgrade"
@@ -242,4 +248,253 @@ func actions(rep *reconciler.Report) map[string]release.Action {
 		out[o.Component] = o.Action
 	}
 	return out
+}
+
+// stepsWithMigrations is the steps component with migrations on the step to 3.0.0:
+// block is YAML list items under its migrations key (indented by eight spaces).
+func stepsWithMigrations(t *testing.T, risky bool, block string) map[string]string {
+	t.Helper()
+	files := stepsComponent(t)
+	const newest = "    - version: 3.0.0\n      from: \">=2.0.0\"\n"
+	c := files["components/steps/component.yaml"]
+	if !strings.Contains(c, newest) {
+		t.Fatalf("testdata/steps: version 3.0.0 not found in\n%s", c)
+	}
+	add := newest
+	if risky {
+		add += "      risky: true\n"
+	}
+	add += "      migrations:\n" + block
+	files["components/steps/component.yaml"] = strings.Replace(c, newest, add, 1)
+	return files
+}
+
+// migrationJob is a migration declaration running busybox with the given args.
+func migrationJob(name, phase, extra string) string {
+	return `        - name: ` + name + `
+          phase: ` + phase + `
+          timeout: 2m
+          job: |
+            backoffLimit: 0
+            template:
+              spec:
+                restartPolicy: Never` + extra + `
+                containers:
+                  - name: migrate
+                    image: docker.io/library/busybox:1.37.0
+                    args: [sh, -c, "echo ` + name + `"]
+`
+}
+
+// jobsOf returns the migration Jobs of a release by migration name.
+func (e *env) migrationJobs(rel string) map[string]*batchv1.Job {
+	e.t.Helper()
+	list, err := e.cluster.Clientset.BatchV1().Jobs(e.ns).List(e.t.Context(), metav1.ListOptions{LabelSelector: release.LabelMigrationOf + "=" + rel})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]*batchv1.Job{}
+	for i := range list.Items {
+		out[list.Items[i].Labels[release.LabelMigration]] = &list.Items[i]
+	}
+	return out
+}
+
+// TestFailedMigrationStopsThePath: the step to 3.0.0 runs its pre-migration, the
+// upgrade, then a post-migration whose Job fails. The path stops there: the upgrade
+// is rolled back to 2.0.0, the migration after the failed one never runs, the
+// backup taken before the risky step is kept, and the outcome says what failed and
+// which command restores the backup. The next reconcile does not try the step again
+// while the failed Job is there (no upgrade, no rollback, no new backup), and once
+// the Job is deleted the step runs again.
+func TestFailedMigrationStopsThePath(t *testing.T) {
+	e := newEnv(t)
+	office := map[string]string{"office: collabora": "office: steps"}
+	pinned := map[string]string{"office: collabora": "office: steps", "  dataPolicy: Retain\n": "  dataPolicy: Retain\n  versions: {steps: 2.0.0}\n"}
+	migrations := migrationJob("prepare", "pre", "") + migrationJob("convert", "post", "") + migrationJob("cleanup", "post", "")
+	files := stepsWithMigrations(t, true, migrations)
+	e.reconcile(e.plan(e.workplaceDir(pinned, files)))
+	if jobs := e.migrationJobs("demo-steps"); len(jobs) != 0 {
+		t.Fatalf("a first install ran migrations: %v", slices.Collect(maps.Keys(jobs)))
+	}
+	stopFailing := cluster.FromTest(t).FailJobPods(t, e.ns, "demo-steps-convert-")
+
+	p := e.plan(e.workplaceDir(office, files))
+	rep := e.reconcileMayFail(p)
+	var out release.Outcome
+	for _, o := range rep.Result.Outcomes {
+		if o.Component == "steps" {
+			out = o
+		}
+	}
+	if out.Failure != release.FailureRolledBack || out.Version != "2.0.0" || !out.Ready {
+		t.Fatalf("outcome %+v: want rolled back to 2.0.0 and ready", out)
+	}
+	if len(out.Backups) != 1 || out.Backups[0].Version != "3.0.0" {
+		t.Fatalf("backups %+v: want one taken before 3.0.0", out.Backups)
+	}
+	for _, w := range []string{"post-migration convert of version 3.0.0 failed", "kubectl -n " + e.ns + " logs job/demo-steps-convert-",
+		"platzwart restore " + out.Backups[0].Job + " -n " + e.ns, "stopped at step 1 of 1 (version 3.0.0)"} {
+		if !strings.Contains(out.Err, w) {
+			t.Errorf("the failure does not say %q:\n%s", w, out.Err)
+		}
+	}
+	jobs := e.migrationJobs("demo-steps")
+	state := func(name string) string {
+		j, ok := jobs[name]
+		if !ok {
+			return "absent"
+		}
+		if done, failed := jobState(j); done {
+			return "complete"
+		} else if failed {
+			return "failed"
+		}
+		return "running"
+	}
+	if state("prepare") != "complete" || state("convert") != "failed" || state("cleanup") != "absent" {
+		t.Errorf("migrations: prepare %s, convert %s, cleanup %s; want complete, failed, absent", state("prepare"), state("convert"), state("cleanup"))
+	}
+	hist := e.history("demo-steps")
+	if want := []string{"2.0.0 ready", "3.0.0 unready", "2.0.0 ready"}; !slices.Equal(hist, want) {
+		t.Errorf("revisions %v, want %v (the step to 3.0.0 rolled back)", hist, want)
+	}
+	if _, err := e.cluster.Clientset.BatchV1().Jobs(e.ns).Get(t.Context(), out.Backups[0].Job, metav1.GetOptions{}); err != nil {
+		t.Errorf("the backup Job is gone: %v", err)
+	}
+
+	// While the failed Job is there, the step is not tried again.
+	e.count.reset()
+	rep = e.reconcileMayFail(p)
+	for _, o := range rep.Result.Outcomes {
+		if o.Component == "steps" && (o.Err == "" || !strings.Contains(o.Err, "delete the Job to run the migration again") || len(o.Backups) != 0) {
+			t.Errorf("second reconcile: %+v; want the failed migration reported, no backup", o)
+		}
+	}
+	if got := e.history("demo-steps"); !slices.Equal(got, hist) {
+		t.Errorf("revisions after the second reconcile %v, want %v unchanged", got, hist)
+	}
+
+	// Deleting the failed Job (and no longer failing its pods) lets the step run again.
+	if err := e.cluster.Clientset.BatchV1().Jobs(e.ns).Delete(t.Context(), jobs["convert"].Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil {
+		t.Fatal(err)
+	}
+	stopFailing()
+	rep = e.reconcile(p)
+	if got := actions(rep)["steps"]; got != release.ActionUpgrade {
+		t.Errorf("after deleting the failed Job, steps was %s, want upgraded", got)
+	}
+	jobs = e.migrationJobs("demo-steps")
+	if state("convert") != "complete" || state("cleanup") != "complete" {
+		t.Errorf("after the retry: convert %s, cleanup %s; want both complete", state("convert"), state("cleanup"))
+	}
+	if got := e.versionLabel("demo-steps"); got != "3.0.0" {
+		t.Errorf("version after the retry %s, want 3.0.0", got)
+	}
+}
+
+// jobState reports whether a Job completed or failed.
+func jobState(j *batchv1.Job) (complete, failed bool) {
+	for _, c := range j.Status.Conditions {
+		if c.Status == corev1.ConditionTrue && c.Type == batchv1.JobComplete {
+			complete = true
+		}
+		if c.Status == corev1.ConditionTrue && c.Type == batchv1.JobFailed {
+			failed = true
+		}
+	}
+	return complete, failed
+}
+
+// TestPathResumesAfterKill kills `platzwart apply` twice on a path 1.0.0 → 2.0.0 →
+// 3.0.0: first while the pre-migration of the step to 3.0.0 waits for a node, then
+// while its post-migration does. Each run resumes where the one before stopped:
+// the stepping stone 2.0.0 is not upgraded to again and its backup not taken
+// again, each migration Job is created once and waited for by the next run, and
+// the upgraded revision becomes ready only once its post-migration completed.
+func TestPathResumesAfterKill(t *testing.T) {
+	e := newEnv(t)
+	bin := buildCLI(t)
+	office := map[string]string{"office: collabora": "office: steps"}
+	pinned := map[string]string{"office: collabora": "office: steps", "  dataPolicy: Retain\n": "  dataPolicy: Retain\n  versions: {steps: 1.0.0}\n"}
+	prepare, finish := "platzwart.io/prepare-"+e.ns, "platzwart.io/finish-"+e.ns
+	gate := func(label string) string {
+		return "\n                nodeSelector: {\"" + label + "\": \"yes\"}"
+	}
+	files := stepsWithMigrations(t, false, migrationJob("prepare", "pre", gate(prepare))+migrationJob("finish", "post", gate(finish)))
+	e.reconcile(e.plan(e.workplaceDir(pinned, files)))
+	dir := e.workplaceDir(office, files)
+
+	kill := func(until string) {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), bin, "apply", dir, "--kubeconfig", cluster.FromTest(t).KubeconfigPath())
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		scan := bufio.NewScanner(stderr)
+		for scan.Scan() {
+			line := scan.Text()
+			t.Log("apply: " + line)
+			if strings.Contains(line, until) && strings.HasSuffix(line, " created") {
+				if err := cmd.Process.Kill(); err != nil {
+					t.Fatal(err)
+				}
+				_ = cmd.Wait()
+				return
+			}
+		}
+		_ = cmd.Wait()
+		t.Fatalf("apply ended before %q", until)
+	}
+
+	kill("pre-migration prepare of version 3.0.0: Job")
+	if got, want := e.history("demo-steps"), []string{"1.0.0 ready", "2.0.0 ready"}; !slices.Equal(got, want) {
+		t.Fatalf("revisions after the first kill %v, want %v", got, want)
+	}
+	first := e.migrationJobs("demo-steps")
+	if first["prepare"] == nil {
+		t.Fatal("the pre-migration Job was not created before the kill")
+	}
+
+	labelNode(t, e, prepare)
+	kill("post-migration finish of version 3.0.0: Job")
+	if got, want := e.history("demo-steps"), []string{"1.0.0 ready", "2.0.0 ready", "3.0.0 unready"}; !slices.Equal(got, want) {
+		t.Fatalf("revisions after the second kill %v, want %v (3.0.0 not ready before its post-migration)", got, want)
+	}
+	second := e.migrationJobs("demo-steps")
+	if second["prepare"] == nil || second["prepare"].UID != first["prepare"].UID {
+		t.Errorf("the pre-migration Job was created again after the kill")
+	}
+	if done, _ := jobState(second["prepare"]); !done {
+		t.Errorf("the second run went on before the pre-migration completed")
+	}
+
+	labelNode(t, e, finish)
+	rep := e.reconcile(e.plan(dir))
+	if got, want := e.history("demo-steps"), []string{"1.0.0 ready", "2.0.0 ready", "3.0.0 ready"}; !slices.Equal(got, want) {
+		t.Errorf("revisions after resuming %v, want %v (no step taken twice)", got, want)
+	}
+	third := e.migrationJobs("demo-steps")
+	if third["finish"] == nil || third["finish"].UID != second["finish"].UID {
+		t.Errorf("the post-migration Job was created again after the kill")
+	}
+	if done, _ := jobState(third["finish"]); !done {
+		t.Errorf("the post-migration did not complete: %+v", third["finish"].Status)
+	}
+	for _, o := range rep.Result.Outcomes {
+		if o.Component == "steps" && (o.Version != "3.0.0" || !o.Ready) {
+			t.Errorf("outcome %+v, want ready at 3.0.0", o)
+		}
+	}
+	backups, err := e.cluster.Clientset.BatchV1().Jobs(e.ns).List(t.Context(), metav1.ListOptions{LabelSelector: release.LabelBackupOf + "=demo-steps"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(backups.Items) != 1 {
+		t.Errorf("%d backup Jobs, want one (before 2.0.0, not taken again on resuming)", len(backups.Items))
+	}
 }

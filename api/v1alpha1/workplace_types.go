@@ -330,6 +330,10 @@ type ComponentStatus struct {
 	// Revision is the Helm release revision.
 	// +optional
 	Revision int `json:"revision,omitempty"`
+	// Version is the component version the release runs (the component's
+	// spec.versions), when the component lists versions.
+	// +optional
+	Version string `json:"version,omitempty"`
 	// Digest is the release digest last applied.
 	// +optional
 	Digest string `json:"digest,omitempty"`

@@ -89,7 +89,10 @@ offline, as platzwart render does, and compared release by release.
 
 Headers: install, upgrade, uninstall, unchanged (one line each), drift (unchanged
 chart and values, live objects differ) and conflict. Added and removed objects are one
-line each unless --full.
+line each unless --full. An upgrade that changes a component's version shows its path,
+stepping stones included ("upgrade (versions 33.0.7 → 34.0.4)"; "versions" in -o
+json): from the version recorded in the cluster, or from the --from revision's; a path
+platzwart refuses (a downgrade, a skipped stepping stone) is an error.
 
 Exit status: 0 when the diff was computed; with --exit-code 1 when anything would
 change and 0 when nothing would; 2 when the diff could not be computed (invalid

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/platzwart/platzwart/reconciler/kube"
 	"github.com/platzwart/platzwart/reconciler/load"
 	"github.com/platzwart/platzwart/reconciler/render"
+	"github.com/platzwart/platzwart/reconciler/upgrade"
 )
 
 // clusterWorkplace is identity, postgres and the test component memo as office.
@@ -202,4 +205,149 @@ func TestDiffAgainstTheCluster(t *testing.T) {
 	if w := writes.List(); len(w) != 0 {
 		t.Errorf("diff wrote: %v", w)
 	}
+}
+
+// TestDiffVersionPathAgainstTheCluster applies a workplace with Nextcloud pinned to
+// 33.0.7 to the local control plane. Without the pin, diff shows Nextcloud's
+// upgrade with the engine's version path from the version recorded in Helm's
+// storage (header and JSON) and no versions for the other releases. After that
+// upgrade is applied, every release is unchanged without versions, and pinning
+// 33.0.7 again is refused as a downgrade naming the release and the pin, with exit
+// status 2. No diff writes anything.
+func TestDiffVersionPathAgainstTheCluster(t *testing.T) {
+	t.Parallel()
+	c := cluster.FromTest(t)
+	ns := c.NewNamespace(t)
+	dir := t.TempDir()
+	workplace := filepath.Join(dir, "workplace.yaml")
+	writeWorkplace := func(pin string) {
+		t.Helper()
+		if err := os.WriteFile(workplace, []byte(versionWorkplace(ns, pin, "100")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kc := []string{"--kubeconfig", c.KubeconfigPath()}
+	apply := func(step string) {
+		t.Helper()
+		start := time.Now()
+		if out, errOut, err := runCLI(t, append([]string{"apply", dir}, kc...)...); err != nil {
+			t.Fatalf("%s: apply: %v\n%s\n%s", step, err, out, errOut)
+		}
+		t.Logf("%s: apply took %s", step, time.Since(start).Round(100*time.Millisecond))
+	}
+	writes := &cluster.Writes{}
+	conn, err := kube.Connect(kube.Options{Kubeconfig: c.KubeconfigPath(), WrapConfig: writes.Wrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffNow := func(step string) (*diff.Report, error) {
+		t.Helper()
+		repo, err := load.Dir(dir, platzwart.Builtin(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, err := render.Repository(t.Context(), repo, render.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		rep, err := diff.Cluster(t.Context(), conn, ws, render.Options{})
+		t.Logf("%s: diff.Cluster took %s", step, time.Since(start).Round(time.Millisecond))
+		if w := writes.List(); len(w) > 0 {
+			t.Fatalf("%s: diff wrote to the cluster: %v", step, w)
+		}
+		return rep, err
+	}
+	versions := func(rep *diff.Report) map[string][]string {
+		m := map[string][]string{}
+		for _, r := range rep.Releases {
+			m[r.Name] = r.Versions
+		}
+		return m
+	}
+
+	writeWorkplace("33.0.7")
+	apply("pinned")
+
+	// The pin removed: Nextcloud follows the newest version, one step.
+	writeWorkplace("")
+	rep, err := diffNow("newest")
+	if err != nil {
+		t.Fatalf("newest: %v", err)
+	}
+	var text strings.Builder
+	if err := rep.WriteText(&text, diff.TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("newest:\n%s", text.String())
+	if got := actions(rep); got["demo-nextcloud"] != diff.Upgrade || got["demo-keycloak"] != diff.Unchanged || got["demo-postgresql"] != diff.Unchanged {
+		t.Errorf("newest: actions %v, want nextcloud upgrade, keycloak and postgresql unchanged", got)
+	}
+	if got, want := versions(rep), map[string][]string{"demo-nextcloud": {"33.0.7", "34.0.4"}}; !versionsEqual(got, want) {
+		t.Errorf("newest: versions %q, want %q and none for the others", got, want)
+	}
+	header := fmt.Sprintf("=== %s/demo-nextcloud (nextcloud): upgrade (versions 33.0.7 → 34.0.4): ", ns)
+	if !strings.Contains(text.String(), header) {
+		t.Errorf("newest: text lacks %q", header)
+	}
+	js, errOut, err := runCLI(t, append([]string{"diff", "-o", "json", dir}, kc...)...)
+	if err != nil {
+		t.Fatalf("diff -o json: %v\n%s", err, errOut)
+	}
+	cli := decodeDiffJSON(t, js)
+	got := map[string][]string{}
+	for _, r := range cli.Releases {
+		got[r.Name] = r.Versions
+	}
+	if want := (map[string][]string{"demo-nextcloud": {"33.0.7", "34.0.4"}}); !versionsEqual(got, want) {
+		t.Errorf("diff -o json: versions %q, want %q and none for the others", got, want)
+	}
+
+	// Applied: nothing to do, no versions anywhere.
+	apply("newest")
+	if rep, err = diffNow("after the upgrade"); err != nil {
+		t.Fatalf("after the upgrade: %v", err)
+	}
+	if rep.Changed() || !versionsEqual(versions(rep), nil) {
+		t.Errorf("after the upgrade: actions %v, versions %q; want every release unchanged without versions", actions(rep), versions(rep))
+	}
+
+	// The pin back: a downgrade, refused.
+	writeWorkplace("33.0.7")
+	_, err = diffNow("pinned again")
+	var refused *upgrade.DowngradeError
+	if !errors.As(err, &refused) {
+		t.Fatalf("pinned again: %v, want a *upgrade.DowngradeError", err)
+	}
+	t.Logf("pinned again: %v", err)
+	for _, s := range []string{"demo-nextcloud", `Workplace "demo": spec.versions.nextcloud`, "downgrade from 34.0.4 to 33.0.7"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("pinned again: the refusal %q does not say %q", err, s)
+		}
+	}
+	for _, format := range []string{"text", "json"} {
+		out, errOut, err := runCLI(t, append([]string{"diff", "-o", format, dir}, kc...)...)
+		if !errors.As(err, &refused) || exitCode(err) != exitFailed || !strings.Contains(err.Error(), "spec.versions.nextcloud") {
+			t.Errorf("diff -o %s pinned again: %v (exit %d), want the downgrade refused with exit status 2\n%s%s", format, err, exitCode(err), out, errOut)
+		}
+	}
+	if w := writes.List(); len(w) != 0 {
+		t.Errorf("diff wrote: %v", w)
+	}
+}
+
+// versionsEqual compares version paths by release, a release without versions
+// the same as one not listed.
+func versionsEqual(got, want map[string][]string) bool {
+	for name, v := range got {
+		if !slices.Equal(v, want[name]) {
+			return false
+		}
+	}
+	for name, v := range want {
+		if !slices.Equal(v, got[name]) {
+			return false
+		}
+	}
+	return true
 }

@@ -2,16 +2,21 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/platzwart/platzwart/reconciler/upgrade"
 )
 
 // Values the tests put into a Secret and into an env variable named like a
@@ -131,7 +136,7 @@ func swapRepo(t *testing.T) (g *gitRepo, first, second string) {
 // headers returns the release header lines of text output, by release.
 func headers(out string) map[string]string {
 	m := map[string]string{}
-	re := regexp.MustCompile(`(?m)^=== demo/(\S+) \((\S+)\): (\S+?)(?::.*)?$`)
+	re := regexp.MustCompile(`(?m)^=== demo/(\S+) \((\S+)\): (\S+?)(?:[: ].*)?$`)
 	for _, s := range re.FindAllStringSubmatch(out, -1) {
 		m[s[1]] = s[3]
 	}
@@ -316,5 +321,140 @@ func TestDiffColor(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, "diff", "--color", "sometimes", "--from", first, g.dir); err == nil || exitCode(err) != exitFailed {
 		t.Errorf("--color sometimes: %v, want an error with exit status 2", err)
+	}
+}
+
+// versionWorkplace is identity, postgres, redis and files (Nextcloud) in namespace
+// ns, Nextcloud pinned to pin unless pin is "", PostgreSQL with maxConnections.
+func versionWorkplace(ns, pin, maxConnections string) string {
+	versions := ""
+	if pin != "" {
+		versions = "  versions: {nextcloud: " + pin + "}\n"
+	}
+	return `apiVersion: platzwart.io/v1alpha1
+kind: Workplace
+metadata: {name: demo, namespace: ` + ns + `}
+spec:
+  domain: 192.168.49.43.sslip.io
+  profile: minikube
+  components: {chat: none, video: none, office: none}
+` + versions + `  values:
+    postgresql: {config: {max_connections: "` + maxConnections + `"}}
+`
+}
+
+// diffJSON is the JSON of `platzwart diff -o json`, decoded strictly.
+type diffJSON struct {
+	From, To string
+	Releases []struct {
+		Workplace, Namespace, Name, Component, Action, Reason string
+		Versions                                              []string
+		Objects                                               []struct {
+			APIVersion, Kind, Namespace, Name, Action, Diff string
+			Hook                                            bool
+		}
+	}
+}
+
+func decodeDiffJSON(t *testing.T, js string) diffJSON {
+	t.Helper()
+	var rep diffJSON
+	dec := json.NewDecoder(strings.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("JSON output: %v\n%s", err, js)
+	}
+	return rep
+}
+
+// TestDiffVersionPathBetweenRevisions diffs three commits of a real Git repository,
+// offline: Nextcloud pinned to 33.0.7, then the pin removed (the newest, 34.0.4) and
+// a PostgreSQL value changed, then the pin back. The first change shows Nextcloud's
+// upgrade with its version path in the header and in JSON, and no versions for
+// PostgreSQL (upgraded, its version unchanged) or the unchanged releases; the pin
+// going back down is refused as a downgrade, naming the release, the file and the
+// field, with exit status 2.
+func TestDiffVersionPathBetweenRevisions(t *testing.T) {
+	t.Parallel()
+	g := newGitRepo(t)
+	g.write(map[string]string{"workplaces/demo.yaml": versionWorkplace("demo", "33.0.7", "100")})
+	pinned := g.commit("nextcloud pinned to 33.0.7")
+	g.write(map[string]string{"workplaces/demo.yaml": versionWorkplace("demo", "", "120")})
+	newest := g.commit("nextcloud follows the newest; postgresql max_connections")
+	g.write(map[string]string{"workplaces/demo.yaml": versionWorkplace("demo", "33.0.7", "120")})
+	down := g.commit("nextcloud pinned back to 33.0.7")
+
+	start := time.Now()
+	out, errOut, err := runCLI(t, "diff", "--from", pinned, "--to", newest, g.dir)
+	t.Logf("diff --from --to took %s", time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("diff: %v\n%s", err, errOut)
+	}
+	t.Logf("platzwart diff:\n%s", out)
+	want := map[string]string{
+		"demo-keycloak":   "unchanged",
+		"demo-postgresql": "upgrade",
+		"demo-valkey":     "unchanged",
+		"demo-nextcloud":  "upgrade",
+	}
+	if got := headers(out); !maps.Equal(got, want) {
+		t.Errorf("headers %v, want %v", got, want)
+	}
+	for _, s := range []string{
+		"=== demo/demo-nextcloud (nextcloud): upgrade (versions 33.0.7 → 34.0.4): ",
+		"=== demo/demo-postgresql (postgresql): upgrade: ",
+		"33.0.7-apache\n", "34.0.4-apache\n", // the image the path ends with
+	} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q", s)
+		}
+	}
+	if n := strings.Count(out, "(versions "); n != 1 {
+		t.Errorf("%d headers show versions, want only Nextcloud's", n)
+	}
+
+	js, _, err := runCLI(t, "diff", "-o", "json", "--from", pinned, "--to", newest, g.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := decodeDiffJSON(t, js)
+	if len(rep.Releases) != len(want) {
+		t.Errorf("JSON has %d releases, want %d", len(rep.Releases), len(want))
+	}
+	for _, r := range rep.Releases {
+		wantVersions := []string(nil)
+		if r.Name == "demo-nextcloud" {
+			wantVersions = []string{"33.0.7", "34.0.4"}
+		}
+		if r.Action != want[r.Name] || !slices.Equal(r.Versions, wantVersions) {
+			t.Errorf("JSON release %s: action %s, versions %q; want %s, %q", r.Name, r.Action, r.Versions, want[r.Name], wantVersions)
+		}
+	}
+	if n := strings.Count(js, `"versions"`); n != 1 {
+		t.Errorf(`JSON has %d "versions" fields, want only Nextcloud's`, n)
+	}
+
+	// The pin going back down: refused, as text and as JSON, naming what and where.
+	for _, format := range []string{"text", "json"} {
+		out, errOut, err := runCLI(t, "diff", "-o", format, "--from", newest, "--to", down, g.dir)
+		var refused *upgrade.DowngradeError
+		if !errors.As(err, &refused) || exitCode(err) != exitFailed {
+			t.Fatalf("-o %s: pinning 33.0.7 after 34.0.4: %v (exit %d), want a *upgrade.DowngradeError with exit status 2\n%s%s",
+				format, err, exitCode(err), out, errOut)
+		}
+		msg := err.Error()
+		t.Logf("-o %s: %s", format, msg)
+		for _, s := range []string{"demo-nextcloud", "workplaces/demo.yaml", `Workplace "demo": spec.versions.nextcloud`, "downgrade from 34.0.4 to 33.0.7"} {
+			if !strings.Contains(msg, s) {
+				t.Errorf("-o %s: the refusal %q does not say %q", format, msg, s)
+			}
+		}
+		if out != "" {
+			t.Errorf("-o %s: a refused diff prints a report:\n%s", format, out)
+		}
+	}
+	stdout, stderr, code, _ := runCheckProcess(t, "diff", "--from", newest, "--to", down, g.dir)
+	if code != exitFailed || !strings.HasPrefix(stderr, "Error: ") || !strings.Contains(stderr, "spec.versions.nextcloud") {
+		t.Errorf("platzwart diff of a downgrade: exit %d, stderr %q, want exit 2 and the error naming the pin\n%s", code, stderr, stdout)
 	}
 }

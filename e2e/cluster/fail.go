@@ -25,8 +25,9 @@ const FailLabel = "pod-container-running-failed.stage.kwok.x-k8s.io"
 // MutatingAdmissionPolicy (admissionregistration.k8s.io/v1) adds FailLabel to
 // those pods as they are created. Nothing in the code under test changes. The
 // policy and its binding are removed when the test ends. FailJobPods returns once
-// the API server applies the policy (checked with a server-side dry run).
-func (c *Cluster) FailJobPods(t testing.TB, namespace, prefix string) {
+// the API server applies the policy (checked with a server-side dry run), with a
+// function that removes it earlier (pods created after it returns run as usual).
+func (c *Cluster) FailJobPods(t testing.TB, namespace, prefix string) (stop func()) {
 	t.Helper()
 	ctx := t.Context()
 	client, err := kubernetes.NewForConfig(c.config)
@@ -70,11 +71,14 @@ func (c *Cluster) FailJobPods(t testing.TB, namespace, prefix string) {
 	if _, err := api.MutatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("FailJobPods: create MutatingAdmissionPolicy %s: %v", name, err)
 	}
+	remove := func(ctx context.Context) {
+		_ = api.MutatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		_ = api.MutatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = api.MutatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
-		_ = api.MutatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
+		remove(ctx)
 	})
 	if _, err := api.MutatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("FailJobPods: create MutatingAdmissionPolicyBinding %s: %v", name, err)
@@ -94,5 +98,17 @@ func (c *Cluster) FailJobPods(t testing.TB, namespace, prefix string) {
 	})
 	if err != nil {
 		t.Fatalf("FailJobPods: the policy %s was not applied to pods within a minute: %v", name, err)
+	}
+	return func() {
+		t.Helper()
+		remove(ctx)
+		// Wait until the API server no longer applies it.
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			out, err := client.CoreV1().Pods(namespace).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			return err == nil && out.Labels[FailLabel] == "", nil
+		})
+		if err != nil {
+			t.Fatalf("FailJobPods: the policy %s was still applied a minute after its removal: %v", name, err)
+		}
 	}
 }

@@ -187,7 +187,14 @@ func Run(ctx context.Context, opts Options) error {
 	state := &sourceState{}
 	trigger := webhook.NewSignal()
 	wake := make(chan event.GenericEvent)
-	rec := reconciler.New(kc, release.Options{Parallelism: opts.ReleaseParallelism}, release.Holder("platzwart-controller"))
+	// wr is set below, before the manager starts anything that reconciles.
+	var wr *WorkplaceReconciler
+	progress := func(ev release.Event) {
+		if ev.Path != nil && wr != nil {
+			wr.pathProgress(ctx, ev)
+		}
+	}
+	rec := reconciler.New(kc, release.Options{Parallelism: opts.ReleaseParallelism, Progress: progress}, release.Holder("platzwart-controller"))
 	rec.Grace = opts.ShutdownGrace
 	// Workplaces may not use the system namespaces nor the controller's own.
 	deny := guard.DefaultDenyNamespaces()
@@ -195,7 +202,7 @@ func Run(ctx context.Context, opts Options) error {
 		deny = append(deny, opts.Namespace)
 	}
 	rec.Render = render.Options{Guard: guard.Options{DenyNamespaces: deny, Scope: guard.RESTMapperScope(kc.Mapper)}}
-	wr := &WorkplaceReconciler{
+	wr = &WorkplaceReconciler{
 		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),
 		Kube:          kc,

@@ -411,7 +411,7 @@ func (r *WorkplaceReconciler) report(w *v1alpha1.Workplace, rep *reconciler.Repo
 		if rev == 0 {
 			rev = o.Revision
 		}
-		c := v1alpha1.ComponentStatus{Component: o.Component, Release: o.Release, Revision: rev, Ready: o.Ready, Message: o.Err}
+		c := v1alpha1.ComponentStatus{Component: o.Component, Release: o.Release, Revision: rev, Version: o.Version, Ready: o.Ready, Message: o.Err}
 		if p := o.Planned(); p != nil {
 			c.Capability = p.Capability
 			c.Chart = p.ChartName + "-" + p.ChartVersion
@@ -536,6 +536,11 @@ func (r *WorkplaceReconciler) setReconciling(ctx context.Context, p *plan.Plan, 
 		}
 	}
 	msg := "applying: " + strings.Join(what, ", ")
+	for _, s := range steps {
+		if len(s.Versions) > 1 {
+			msg += fmt.Sprintf("; %s versions %s", s.Release, strings.Join(s.Versions, " → "))
+		}
+	}
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		cur := &v1alpha1.Workplace{}
 		if err := r.APIReader.Get(ctx, key, cur); err != nil {
@@ -547,6 +552,32 @@ func (r *WorkplaceReconciler) setReconciling(ctx context.Context, p *plan.Plan, 
 	})
 	if err != nil {
 		r.Log.Error(err, "setting Reconciling", "workplace", key.String())
+	}
+}
+
+// pathProgress shows the step of an upgrade path in progress in the Reconciling
+// condition while the work goes on, and raises an Event as each step starts.
+func (r *WorkplaceReconciler) pathProgress(ctx context.Context, ev release.Event) {
+	p := ev.Path
+	if p == nil {
+		return
+	}
+	key := client.ObjectKey{Namespace: p.Namespace, Name: p.Workplace}
+	msg := fmt.Sprintf("upgrading %s: step %d of %d to version %s: %s (%s)", ev.Release, p.Step, p.Steps, p.Version, p.Phase, ev.Elapsed.Round(time.Second))
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		cur := &v1alpha1.Workplace{}
+		if err := r.APIReader.Get(ctx, key, cur); err != nil {
+			return err
+		}
+		if p.Phase == "start" {
+			r.Recorder.Eventf(cur, nil, corev1.EventTypeNormal, "UpgradeStep", "Upgrade", "release %s: step %d of %d to version %s", ev.Release, p.Step, p.Steps, p.Version)
+		}
+		next := cur.DeepCopy()
+		setCondition(next, ConditionReconciling, metav1.ConditionTrue, "UpgradeStep", msg)
+		return r.Client.Status().Patch(ctx, next, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}))
+	})
+	if err != nil {
+		r.Log.Error(err, "showing the upgrade step", "workplace", key.String())
 	}
 }
 

@@ -46,7 +46,10 @@ const (
 // show too. Objects of the current revision that leave the release, and every
 // object of a release to uninstall, are removals (or kept, by their resource
 // policy). Hooks are compared with the current revision's hooks. An unchanged
-// release whose live objects differ is reported as Drift.
+// release whose live objects differ is reported as Drift. An upgrade that changes
+// the component version carries the engine's path from the deployed version
+// (release.Step.Versions); a path the engine refuses (a downgrade, a skipped
+// stepping stone) is its error, naming the release and the field.
 //
 // opts are the guardrail settings of the render; the cluster's REST mapper decides
 // the scope of kinds unless opts set one.
@@ -91,7 +94,7 @@ func (d *clusterDiff) workplace(ctx context.Context, w *render.Workplace, opts r
 	var out []Release
 	for _, s := range steps {
 		rel := Release{Workplace: workplaceID(p), Namespace: p.Namespace, Name: s.Release, Component: s.Component,
-			Action: Action(s.Action), Reason: s.Reason}
+			Action: Action(s.Action), Reason: s.Reason, Versions: s.Versions}
 		rel.Objects = []Object{}
 		if s.Action != release.ActionConflict {
 			if rel.Objects, err = d.release(ctx, p.Namespace, s, manifests[s.Release]); err != nil {

@@ -74,8 +74,12 @@ type Release struct {
 	Component string `json:"component"`
 	Action    Action `json:"action"`
 	// Reason says why (from the release engine in cluster mode).
-	Reason  string   `json:"reason,omitempty"`
-	Objects []Object `json:"objects"`
+	Reason string `json:"reason,omitempty"`
+	// Versions is the component version path of an upgrade: the version it comes
+	// from, then every version it upgrades to in order, stepping stones included
+	// (plan.Release.Path); empty when the component version stays.
+	Versions []string `json:"versions,omitempty"`
+	Objects  []Object `json:"objects"`
 }
 
 // Count returns how many objects have change c.
@@ -188,7 +192,9 @@ func objectDiff(it *item, before, after map[string]any, c Change, from, to strin
 // without a cluster: a release only in to is installed, one only in from is
 // uninstalled, one in both is upgraded when its digest (chart, values, patches)
 // differs and unchanged otherwise; manifests and hooks are compared object by
-// object. from and to label the two sides.
+// object. An upgrade that changes the component version gets the path that the
+// plan of to computes from the version planned in from (Release.Versions); a refused
+// path is an error. from and to label the two sides.
 func Revisions(from, to []*render.Workplace, fromLabel, toLabel string) (*Report, error) {
 	rep := &Report{From: fromLabel, To: toLabel}
 	old := map[string]*render.Workplace{}
@@ -201,7 +207,7 @@ func Revisions(from, to []*render.Workplace, fromLabel, toLabel string) (*Report
 		seen[id] = true
 		rels, err := compareWorkplace(old[id], w, fromLabel, toLabel)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("workplace %s: %w", id, err)
 		}
 		rep.Releases = append(rep.Releases, rels...)
 	}
@@ -234,6 +240,27 @@ func releasesOf(w *render.Workplace) ([]renderedRelease, error) {
 			return nil, fmt.Errorf("workplace %s: release %s was not rendered", workplaceID(w.Plan), rel.Name)
 		}
 		out = append(out, renderedRelease{plan: rel, manifest: m})
+	}
+	return out, nil
+}
+
+// versionPath returns the component version path of an upgrade from the release as
+// planned in revision from to the release as planned now: the version before, then
+// every step of the path the newer plan computes from it (to.Path, as the engine
+// does from the deployed version). Nil when the version stays or either side has
+// none. A refused path (a downgrade, a skipped stepping stone, no path) is the
+// plan's error, naming the field the target version comes from.
+func versionPath(before, after *plan.Release, from string) ([]string, error) {
+	steps, err := after.Path(before.Version)
+	if err != nil {
+		return nil, fmt.Errorf("release %s at version %s in %s: %w", after.Name, before.Version, from, err)
+	}
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	out := []string{before.Version}
+	for _, s := range steps {
+		out = append(out, s.Version)
 	}
 	return out, nil
 }
@@ -282,6 +309,9 @@ func compareWorkplace(before, after *render.Workplace, from, to string) ([]Relea
 			rel.Action, rel.Reason = Install, "not in "+from
 		case old.plan.Digest != r.plan.Digest || len(rel.Objects) > 0:
 			rel.Action, rel.Reason = Upgrade, "chart, values or patches changed"
+			if rel.Versions, err = versionPath(old.plan, r.plan, from); err != nil {
+				return nil, err
+			}
 		default:
 			rel.Action, rel.Reason = Unchanged, "digest unchanged"
 		}

@@ -26,9 +26,10 @@ const (
 )
 
 // WriteText prints the report for people: one header line per release
-// (`=== namespace/release (component): action`, with counts), then per changed
-// object a line and its unified diff; unchanged releases are one line each. It ends
-// with a summary line.
+// (`=== namespace/release (component): action`, with the version path of an upgrade
+// that changes the component version, `(versions 33.0.7 → 34.0.4)`, and counts),
+// then per changed object a line and its unified diff; unchanged releases are one
+// line each. It ends with a summary line.
 func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 	bw := bufio.NewWriter(w)
 	paint := func(color, s string) string {
@@ -41,6 +42,9 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 	for _, rel := range r.Releases {
 		counts[rel.Action]++
 		header := fmt.Sprintf("=== %s/%s (%s): %s", rel.Namespace, rel.Name, rel.Component, rel.Action)
+		if len(rel.Versions) > 0 {
+			header += " (versions " + strings.Join(rel.Versions, " → ") + ")"
+		}
 		if s := summary(rel); s != "" {
 			header += ": " + s
 		}

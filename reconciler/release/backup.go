@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
 	"github.com/platzwart/platzwart/reconciler/backup"
@@ -201,26 +200,11 @@ func (e *Engine) backup(ctx, wctx context.Context, s Step, rel *plan.Release, db
 	if _, err := jobs.Create(wctx, job, metav1.CreateOptions{FieldManager: "platzwart"}); err != nil {
 		return Backup{}, fmt.Errorf("create Job %s: %w", name, err)
 	}
-	var finished time.Time
-	err = wait.PollUntilContextTimeout(ctx, e.opts.PollInterval, rel.Timeout, true, func(ctx context.Context) (bool, error) {
-		j, err := jobs.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, c := range j.Status.Conditions {
-			switch {
-			case c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue:
-				finished = c.LastTransitionTime.Time
-				return true, nil
-			case c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue:
-				return false, fmt.Errorf("backup Job %s failed: %s (kubectl -n %s logs job/%s)", name, c.Message, rel.Namespace, name)
-			}
-		}
-		return false, nil
-	})
+	finished, err := e.waitJob(ctx, rel.Namespace, name, rel.Timeout)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return Backup{}, fmt.Errorf("backup Job %s did not complete within %s", name, rel.Timeout)
+		var failed *jobFailedError
+		if errors.As(err, &failed) {
+			return Backup{}, fmt.Errorf("backup Job %s: %s (kubectl -n %s logs job/%s)", name, failed.reason, rel.Namespace, name)
 		}
 		return Backup{}, err
 	}

@@ -16,6 +16,7 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 
+	"github.com/platzwart/platzwart/reconciler/catalog"
 	"github.com/platzwart/platzwart/reconciler/kube"
 	"github.com/platzwart/platzwart/reconciler/plan"
 	"github.com/platzwart/platzwart/reconciler/postrender"
@@ -61,6 +62,9 @@ type Event struct {
 	Elapsed time.Duration
 	// Message gives details.
 	Message string
+	// Path is set on the steps of an upgrade path ("path" events): which version
+	// step and which phase of it is starting.
+	Path *PathStep
 }
 
 // Engine applies plans to one cluster.
@@ -189,7 +193,7 @@ func (e *Engine) Decide(_ context.Context, p *plan.Plan) ([]Step, error) {
 					return nil, err
 				}
 				if len(path) > 0 {
-					s.Versions = append([]string{d.version}, path...)
+					s.Versions = append([]string{d.readyVersion()}, path...)
 					s.Reason += "; versions " + strings.Join(s.Versions, " → ")
 				}
 			}
@@ -271,6 +275,32 @@ type Outcome struct {
 	Drifted []string `json:"drifted,omitempty"`
 	// Backups are the databases dumped before risky upgrade steps.
 	Backups []Backup `json:"backups,omitempty"`
+	// Version is the component version the release runs after the action (catalog
+	// spec.versions; "" for components without versions or when unknown): the
+	// planned version on success, the last step reached when a path stopped.
+	Version string `json:"version,omitempty"`
+}
+
+// versionAfter is the component version a release runs after applyOne ended with err.
+func versionAfter(s Step, err error) string {
+	var pe *PathError
+	switch {
+	case s.planned == nil:
+		return ""
+	case err == nil && s.Action != ActionUnchanged:
+		return s.planned.Version
+	case err == nil && s.current != nil && s.current.latest != nil && s.current.latest.Labels[LabelVersion] != "":
+		// Unchanged, and ready: the revision it runs.
+		return s.current.latest.Labels[LabelVersion]
+	case errors.As(err, &pe):
+		if pe.Step == 1 {
+			return pe.From
+		}
+		return pe.Versions[pe.Step-2]
+	case s.current != nil:
+		return s.current.readyVersion()
+	}
+	return ""
 }
 
 // Result is the outcome of one Apply.
@@ -399,6 +429,7 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step, g *Guard
 			}
 			rev, ready, drifted, err := e.applyOne(ctx, cfg, live, g, s, start, &out.Backups)
 			out.NewRevision, out.Ready, out.Drifted = rev, ready, drifted
+			out.Version = versionAfter(s, err)
 			if err != nil {
 				out.Err, out.Failure = err.Error(), classify(err)
 				step := "failed"
@@ -560,33 +591,81 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 		deployed := ""
 		if s.current != nil {
 			good = s.current.rollbackTarget()
-			deployed = s.current.version
+			deployed = s.current.readyVersion()
 		}
-		// Each version on the path is its own upgrade, ready before the next starts; a
-		// step that fails is rolled back to the step before it and ends the path there.
+		// Each version on the path is its own upgrade, ready before the next starts: a
+		// backup first when the step is risky, then its pre-migrations, the Helm
+		// upgrade, and its post-migrations once it is ready. A step that fails stops the
+		// path: a failed upgrade or post-migration is rolled back to the step before
+		// it, a failed pre-migration leaves that step running; the backups stay.
+		revision := s.Revision
 		for i, step := range path {
 			why := s.Reason
 			if len(path) > 1 {
 				why = fmt.Sprintf("step %d of %d: version %s", i+1, len(path), step.Version)
 			}
+			// Migrations run only when the step changes the recorded version: not on
+			// an upgrade that keeps it, and not from an unrecorded one (a release from
+			// before versions were recorded may be past them already).
+			migrating := step.Version != "" && deployed != "" && deployed != step.Version
+			e.pathProgress(s, i, len(path), step.Version, "start", time.Since(start))
+			if migrating && len(step.Migrations) > 0 {
+				if err := e.failedMigration(wctx, step); err != nil {
+					return revision, good != nil, nil, pathError(s, path, i, err, *backups)
+				}
+			}
 			if backupNeeded(deployed, step) {
 				// The step changes stored data in a way only a backup undoes: no backup,
 				// no step. The release stays as it is.
+				e.pathProgress(s, i, len(path), step.Version, "backup", time.Since(start))
 				b, err := e.backupBefore(ctx, wctx, s, step, start)
 				*backups = append(*backups, b...)
 				if err != nil {
 					if ierr := stopped(ctx, wctx); ierr != nil {
-						return s.Revision, false, nil, ierr
+						return revision, false, nil, ierr
 					}
-					return s.Revision, good != nil, nil, err
+					return revision, good != nil, nil, pathError(s, path, i, err, *backups)
 				}
 			}
-			e.progress(s.Release, "upgrade", time.Since(start), why)
-			version, ready, drifted, err := e.upgrade(ctx, wctx, wait, cfg, s, step, good, start)
-			if err != nil || i == len(path)-1 {
-				return version, ready, drifted, err
+			if migrating {
+				e.pathProgress(s, i, len(path), step.Version, "pre-migrations", time.Since(start))
+				if err := e.migrate(ctx, wctx, s, step, catalog.PhasePre, start); err != nil {
+					if ierr := stopped(ctx, wctx); ierr != nil {
+						return revision, false, nil, ierr
+					}
+					return revision, good != nil, nil, pathError(s, path, i, err, *backups)
+				}
 			}
-			deployed = step.Version
+			e.pathProgress(s, i, len(path), step.Version, "upgrade", time.Since(start))
+			e.progress(s.Release, "upgrade", time.Since(start), why)
+			post := migrating && hasPhase(step, catalog.PhasePost)
+			version, ready, drifted, err := e.upgrade(ctx, wctx, wait, cfg, s, step, good, start, post)
+			if err != nil {
+				if errors.Is(err, errInterrupted) || errors.Is(err, ErrLeaseLost) {
+					return version, ready, drifted, err
+				}
+				return version, ready, drifted, pathError(s, path, i, err, *backups)
+			}
+			if post {
+				e.pathProgress(s, i, len(path), step.Version, "post-migrations", time.Since(start))
+				if err := e.migrate(ctx, wctx, s, step, catalog.PhasePost, start); err != nil {
+					if ierr := stopped(ctx, wctx); ierr != nil {
+						return version, false, nil, ierr
+					}
+					if good == nil {
+						return version, false, nil, pathError(s, path, i, err, *backups)
+					}
+					rv, rready, _, rerr := e.rollback(ctx, wctx, cfg, s, start, err, good)
+					return rv, rready, nil, pathError(s, path, i, rerr, *backups)
+				}
+				if err := markReady(cfg, rel.Name, version); err != nil {
+					return version, true, nil, err
+				}
+			}
+			if i == len(path)-1 {
+				return version, ready, drifted, nil
+			}
+			deployed, revision = step.Version, version
 			if good, err = cfg.Releases.Get(rel.Name, version); err != nil {
 				return version, true, nil, fmt.Errorf("release %s revision %d: %w", rel.Name, version, err)
 			}
@@ -598,7 +677,11 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 // upgrade upgrades the release to rel (the planned release, or a step on its version
 // path) and waits until it is ready; a failure is rolled back to good when there is
 // one.
-func (e *Engine) upgrade(ctx, wctx, wait context.Context, cfg *action.Configuration, s Step, rel *plan.Release, good *release.Release, start time.Time) (int, bool, []string, error) {
+//
+// The revision is marked ready unless post-migrations follow (confirmLater): then
+// the caller marks it once they completed, so that a process stopped between the
+// two leaves it unconfirmed and the next reconcile runs them (confirm).
+func (e *Engine) upgrade(ctx, wctx, wait context.Context, cfg *action.Configuration, s Step, rel *plan.Release, good *release.Release, start time.Time, confirmLater bool) (int, bool, []string, error) {
 	up := action.NewUpgrade(cfg)
 	up.Namespace = rel.Namespace
 	up.Timeout = rel.Timeout
@@ -622,6 +705,9 @@ func (e *Engine) upgrade(ctx, wctx, wait context.Context, cfg *action.Configurat
 		return e.rollback(ctx, wctx, cfg, s, start, err, good)
 	}
 	e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", out.Version))
+	if confirmLater {
+		return out.Version, true, nil, nil
+	}
 	return out.Version, true, nil, markReady(cfg, rel.Name, out.Version)
 }
 
@@ -633,9 +719,10 @@ func versionPath(s Step) ([]*plan.Release, error) {
 	if rel.Version == "" || s.current == nil || s.current.version == "" {
 		return []*plan.Release{rel}, nil
 	}
-	path, err := rel.Path(s.current.version)
+	from := s.current.readyVersion()
+	path, err := rel.Path(from)
 	if err != nil {
-		return nil, fmt.Errorf("release %s at version %s: %w", rel.Name, s.current.version, err)
+		return nil, fmt.Errorf("release %s at version %s: %w", rel.Name, from, err)
 	}
 	if len(path) == 0 {
 		return []*plan.Release{rel}, nil
@@ -721,6 +808,22 @@ func (e *Engine) confirm(ctx, wctx context.Context, cfg *action.Configuration, s
 	defer cancel()
 	err := e.waitManifest(wait, s.current.latest.Manifest, s.planned)
 	if err == nil {
+		// A step of a version path stopped after its upgrade: its post-migrations
+		// (each run once: a completed Job is not run again) come before it is ready.
+		rel := s.planned
+		if from := s.current.readyVersion(); rel.Version != "" && from != "" && from != rel.Version &&
+			s.current.latest.Labels[LabelVersion] == rel.Version && hasPhase(rel, catalog.PhasePost) {
+			err = e.migrate(ctx, wctx, s, rel, catalog.PhasePost, start)
+			if err != nil {
+				if ierr := stopped(ctx, wctx); ierr != nil {
+					return s.Revision, false, nil, ierr
+				}
+				if prev := s.current.rollbackTarget(); prev != nil && prev.Version != s.Revision {
+					return e.rollback(ctx, wctx, cfg, s, start, err, prev)
+				}
+				return s.Revision, false, nil, err
+			}
+		}
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", s.Revision))
 		return s.Revision, true, nil, markReady(cfg, s.Release, s.Revision)
 	}
@@ -852,9 +955,17 @@ func checkVersionStep(rel *plan.Release, d *deployed) ([]string, error) {
 		}
 		return nil, nil
 	}
-	steps, err := rel.Path(d.version)
-	if err != nil {
+	// Below the highest version any revision recorded is a downgrade, even when that
+	// revision failed: its start may have migrated the data already.
+	if _, err := rel.Path(d.version); err != nil {
 		return nil, fmt.Errorf("release %s at version %s: %w", rel.Name, d.version, err)
+	}
+	// The path starts at the version last seen ready: a stepping stone whose step
+	// failed or was interrupted is taken again, never skipped.
+	from := d.readyVersion()
+	steps, err := rel.Path(from)
+	if err != nil {
+		return nil, fmt.Errorf("release %s at version %s: %w", rel.Name, from, err)
 	}
 	var out []string
 	for _, st := range steps {

@@ -103,6 +103,22 @@ type deployed struct {
 	version string
 }
 
+// readyVersion is the component version the release runs when healthy: the version
+// label of the revision a failed upgrade goes back to, or the highest recorded
+// version when no revision carries one. An upgrade path starts there, so that a
+// step that failed or was interrupted before it was seen ready is taken again
+// rather than skipped.
+func (d *deployed) readyVersion() string {
+	if t := d.rollbackTarget(); t != nil {
+		if v := t.Labels[LabelVersion]; v != "" {
+			if _, err := catalog.ParseVersion(v); err == nil {
+				return v
+			}
+		}
+	}
+	return d.version
+}
+
 // rollbackTarget returns the revision a failed upgrade goes back to.
 func (d *deployed) rollbackTarget() *release.Release {
 	if d.lastReady != nil {
