@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/platzwart/platzwart/api/v1alpha1"
 	"github.com/platzwart/platzwart/e2e/cluster"
@@ -1041,8 +1044,23 @@ func TestBackupInStatus(t *testing.T) {
 	})
 	cl := workplaceClient(t, c)
 	waitWorkplace(t, cl, ns, "demo", "Ready at 1.0.0", 3*time.Minute, readyAt(first))
+	// Watch the status while the path runs: the Reconciling condition names the
+	// step in progress.
+	steps := watchUpgradeSteps(t, c, ns)
 	newest := repo.commitAll(workplaceDoc(t, ns, office), "steps follows the newest")
 	w := waitWorkplace(t, cl, ns, "demo", "Ready at the newest", 3*time.Minute, readyAt(newest))
+	seen := steps()
+	for _, want := range []string{"upgrading demo-steps: step 1 of 2 to version 2.0.0: backup", "upgrading demo-steps: step 1 of 2 to version 2.0.0: upgrade",
+		"upgrading demo-steps: step 2 of 2 to version 3.0.0: upgrade"} {
+		if !slices.ContainsFunc(seen, func(m string) bool { return strings.HasPrefix(m, want) }) {
+			t.Errorf("the status never showed %q while the path ran; it showed %q", want, seen)
+		}
+	}
+	for _, comp := range w.Status.Components {
+		if comp.Component == "steps" && comp.Version != "3.0.0" {
+			t.Errorf("status.components: steps at version %q, want 3.0.0", comp.Version)
+		}
+	}
 	if len(w.Status.Backups) != 1 {
 		t.Fatalf("status.backups %+v, want the one backup before 2.0.0", w.Status.Backups)
 	}
@@ -1050,5 +1068,48 @@ func TestBackupInStatus(t *testing.T) {
 	if b.Component != "steps" || b.Version != "2.0.0" || b.Database != "steps" || b.Claim != "demo-backups" ||
 		!strings.HasSuffix(b.File, ".dump") || b.Job == "" || b.Finished == nil {
 		t.Errorf("status.backups[0] %+v", b)
+	}
+}
+
+// watchUpgradeSteps watches the Workplaces of ns and returns a function giving the
+// messages of every Reconciling condition with reason UpgradeStep seen so far.
+func watchUpgradeSteps(t *testing.T, c *cluster.Cluster, ns string) func() []string {
+	t.Helper()
+	s, err := controller.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := client.NewWithWatch(c.Config(), client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(t.Context(), &v1alpha1.WorkplaceList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	go func() {
+		for ev := range w.ResultChan() {
+			wp, ok := ev.Object.(*v1alpha1.Workplace)
+			if !ok {
+				continue
+			}
+			if cond := meta.FindStatusCondition(wp.Status.Conditions, controller.ConditionReconciling); cond != nil && cond.Reason == "UpgradeStep" {
+				mu.Lock()
+				if len(seen) == 0 || seen[len(seen)-1] != cond.Message {
+					seen = append(seen, cond.Message)
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
 	}
 }
