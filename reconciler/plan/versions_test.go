@@ -132,8 +132,8 @@ func TestUnpinnedReleaseIsTheNewestVersion(t *testing.T) {
 	if pg := releaseOf(t, plans, "postgresql"); pg.Version != "18.6" || pg.Risky {
 		t.Errorf("postgresql: version %q risky %v; want 18.6, not risky", pg.Version, pg.Risky)
 	}
-	if vk := releaseOf(t, plans, "valkey"); vk.Version != "" {
-		t.Errorf("valkey lists no versions but has version %q", vk.Version)
+	if vk := releaseOf(t, plans, "valkey"); vk.Version != "9.1.1" || vk.Risky {
+		t.Errorf("valkey: version %q risky %v; want 9.1.1, not risky", vk.Version, vk.Risky)
 	}
 }
 
@@ -185,8 +185,8 @@ func TestPinRefused(t *testing.T) {
 		},
 		{
 			name: "a component without versions",
-			spec: "  versions:\n    jitsi: \"11146.0.0\"\n",
-			want: `repo/workplace.yaml: Workplace "demo": spec.versions.jitsi: component jitsi lists no versions (spec.versions), so it cannot be pinned to "11146.0.0"`,
+			spec: "  versions:\n    external-postgres: \"18.0.0\"\n",
+			want: `repo/workplace.yaml: Workplace "demo": spec.versions.external-postgres: component external-postgres lists no versions (spec.versions), so it cannot be pinned to "18.0.0"`,
 		},
 		{
 			name: "an unknown component",
@@ -283,7 +283,11 @@ func TestReleasePathRefusals(t *testing.T) {
 	if !errors.As(err, &down) || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("path from 34.0.4 to the pin 33.0.7: %v\nwant a *upgrade.DowngradeError starting %q", err, want)
 	}
-	if steps, err := releaseOf(t, plans, "valkey").Path("9.0.0"); err != nil || steps != nil {
+	unversioned, _, err := buildAll(t, repoFS(map[string]string{"workplace.yaml": readExample(t), "components/valkey/component.yaml": withoutVersions(t, "valkey")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if steps, err := releaseOf(t, unversioned, "valkey").Path("9.0.0"); err != nil || steps != nil {
 		t.Errorf("a component without versions has no path: %v, %v", stepVersions(steps), err)
 	}
 }
