@@ -131,6 +131,15 @@ type Migration struct {
 	Phase Phase `json:"phase"`
 	// Timeout bounds the Job (default DefaultMigrationTimeout).
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// From limits the migration to steps starting from a version that meets this
+	// constraint (Version.From's syntax), e.g. "<18.0.0" for what only a major
+	// upgrade needs. Empty: every step to the version.
+	From string `json:"from,omitempty"`
+	// StopConsumers stops the components that depend on this one for the step: the
+	// engine scales their Deployments and StatefulSets to zero before the step's
+	// backup (so the dump is what they wrote last) and back once the step's
+	// post-migrations completed.
+	StopConsumers bool `json:"stopConsumers,omitempty"`
 	// Job is a template like spec.values whose output is a batch/v1 JobSpec.
 	Job string `json:"job"`
 }

@@ -151,6 +151,11 @@ func (c *Catalog) validateVersions(comp *Component, bad func(field, format strin
 			default:
 				errs = append(errs, bad(mf+".phase", "unknown phase %q (known: %s, %s)", m.Phase, PhasePre, PhasePost))
 			}
+			if m.From != "" {
+				if _, err := ParseConstraint(m.From); err != nil {
+					errs = append(errs, bad(mf+".from", "%v", err))
+				}
+			}
 			if m.Timeout != nil && m.Timeout.Duration <= 0 {
 				errs = append(errs, bad(mf+".timeout", "must be positive"))
 			}

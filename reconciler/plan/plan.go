@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -151,6 +152,20 @@ type Migration struct {
 	Timeout time.Duration `json:"timeout"`
 	// Job is the rendered Job spec; the engine names and labels the Job.
 	Job batchv1.JobSpec `json:"job"`
+	// From limits it to steps from versions meeting the constraint ("": every step).
+	From string `json:"from,omitempty"`
+	// StopConsumers stops the releases depending on this one during the step.
+	StopConsumers bool `json:"stopConsumers,omitempty"`
+}
+
+// Applies reports whether the migration runs on a step from version from.
+func (m Migration) Applies(from string) bool {
+	if m.From == "" {
+		return true
+	}
+	c, err1 := catalog.ParseConstraint(m.From)
+	v, err2 := catalog.ParseVersion(from)
+	return err1 == nil && err2 == nil && c.Check(v)
 }
 
 // Secret is a Secret generated once in the workplace's namespace.
@@ -830,8 +845,24 @@ func (b *builder) releaseAt(c *component, routing map[string]any, vi int) (*Rele
 
 // databases lists the component's databases when its PostgreSQL provider is a release
 // of the workplace (not an external server with its own credentials).
+//
+// For the PostgreSQL provider release itself, they are every consumer's databases on
+// it, ordered by consumer: what its own risky steps (a major upgrade) dump.
 func (b *builder) databases(c *component) []Database {
 	pg, ok := b.byCap[contract.Postgres]
+	if ok && c == pg && pg.release != "" {
+		if cs, _ := pg.exports["credentialsSecret"].(string); cs != "" {
+			return nil
+		}
+		names := slices.Sorted(maps.Keys(b.byName))
+		var out []Database
+		for _, n := range names {
+			if consumer := b.byName[n]; consumer != c {
+				out = append(out, b.databases(consumer)...)
+			}
+		}
+		return out
+	}
 	if !ok || pg.release == "" || len(c.def.Spec.Databases) == 0 {
 		return nil
 	}
@@ -873,7 +904,7 @@ func (b *builder) migrations(c *component, ctx map[string]any, vi int) ([]Migrat
 		if m.Timeout != nil {
 			timeout = m.Timeout.Duration
 		}
-		out = append(out, Migration{Name: m.Name, Phase: m.Phase, Timeout: timeout, Job: job})
+		out = append(out, Migration{Name: m.Name, Phase: m.Phase, Timeout: timeout, Job: job, From: m.From, StopConsumers: m.StopConsumers})
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -109,6 +110,8 @@ type Step struct {
 
 	planned *plan.Release
 	current *deployed
+	// consumers are the releases depending on this one (for steps that stop them).
+	consumers []consumer
 	// unconfirmed is set when the current revision was never seen ready.
 	unconfirmed bool
 }
@@ -199,6 +202,13 @@ func (e *Engine) Decide(_ context.Context, p *plan.Plan) ([]Step, error) {
 			}
 		}
 		steps = append(steps, s)
+	}
+	for i := range steps {
+		for _, other := range steps {
+			if slices.Contains(other.planned.DependsOn, steps[i].Release) {
+				steps[i].consumers = append(steps[i].consumers, consumer{release: other.Release, manifest: other.CurrentManifest()})
+			}
+		}
 	}
 	var gone []string
 	for name := range current {
@@ -428,6 +438,16 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step, g *Guard
 				return
 			}
 			rev, ready, drifted, err := e.applyOne(ctx, cfg, live, g, s, start, &out.Backups)
+			if declaresStop(s.planned) && classify(err) != FailureInterrupted && classify(err) != FailureLocked {
+				// Consumers a step stopped get their replicas back once the step is
+				// over, succeeded or not, also when an earlier run stopped them and
+				// was killed; an interrupted step leaves them stopped for the next
+				// run to finish its migrations first.
+				if serr := e.startConsumers(ctx, s, start); serr != nil {
+					err = errors.Join(err, fmt.Errorf("starting the consumers of %s again: %w", s.Release, serr))
+					ready = false
+				}
+			}
 			out.NewRevision, out.Ready, out.Drifted = rev, ready, drifted
 			out.Version = versionAfter(s, err)
 			if err != nil {
@@ -610,7 +630,17 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			migrating := step.Version != "" && deployed != "" && deployed != step.Version
 			e.pathProgress(s, i, len(path), step.Version, "start", time.Since(start))
 			if migrating && len(step.Migrations) > 0 {
-				if err := e.failedMigration(wctx, step); err != nil {
+				if err := e.failedMigration(wctx, step, deployed); err != nil {
+					return revision, good != nil, nil, pathError(s, path, i, err, *backups)
+				}
+			}
+			if migrating && stopsConsumers(step, deployed) {
+				// Before the backup: the dump is then what the consumers wrote last.
+				e.pathProgress(s, i, len(path), step.Version, "stop-consumers", time.Since(start))
+				if err := e.stopConsumers(wctx, s, start); err != nil {
+					if ierr := stopped(ctx, wctx); ierr != nil {
+						return revision, false, nil, ierr
+					}
 					return revision, good != nil, nil, pathError(s, path, i, err, *backups)
 				}
 			}
@@ -629,7 +659,7 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			}
 			if migrating {
 				e.pathProgress(s, i, len(path), step.Version, "pre-migrations", time.Since(start))
-				if err := e.migrate(ctx, wctx, s, step, catalog.PhasePre, start); err != nil {
+				if err := e.migrate(ctx, wctx, s, step, deployed, catalog.PhasePre, start); err != nil {
 					if ierr := stopped(ctx, wctx); ierr != nil {
 						return revision, false, nil, ierr
 					}
@@ -638,7 +668,7 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			}
 			e.pathProgress(s, i, len(path), step.Version, "upgrade", time.Since(start))
 			e.progress(s.Release, "upgrade", time.Since(start), why)
-			post := migrating && hasPhase(step, catalog.PhasePost)
+			post := migrating && hasPhase(step, deployed, catalog.PhasePost)
 			version, ready, drifted, err := e.upgrade(ctx, wctx, wait, cfg, s, step, good, start, post)
 			if err != nil {
 				if errors.Is(err, errInterrupted) || errors.Is(err, ErrLeaseLost) {
@@ -648,7 +678,7 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			}
 			if post {
 				e.pathProgress(s, i, len(path), step.Version, "post-migrations", time.Since(start))
-				if err := e.migrate(ctx, wctx, s, step, catalog.PhasePost, start); err != nil {
+				if err := e.migrate(ctx, wctx, s, step, deployed, catalog.PhasePost, start); err != nil {
 					if ierr := stopped(ctx, wctx); ierr != nil {
 						return version, false, nil, ierr
 					}
@@ -812,8 +842,8 @@ func (e *Engine) confirm(ctx, wctx context.Context, cfg *action.Configuration, s
 		// (each run once: a completed Job is not run again) come before it is ready.
 		rel := s.planned
 		if from := s.current.readyVersion(); rel.Version != "" && from != "" && from != rel.Version &&
-			s.current.latest.Labels[LabelVersion] == rel.Version && hasPhase(rel, catalog.PhasePost) {
-			err = e.migrate(ctx, wctx, s, rel, catalog.PhasePost, start)
+			s.current.latest.Labels[LabelVersion] == rel.Version && hasPhase(rel, from, catalog.PhasePost) {
+			err = e.migrate(ctx, wctx, s, rel, from, catalog.PhasePost, start)
 			if err != nil {
 				if ierr := stopped(ctx, wctx); ierr != nil {
 					return s.Revision, false, nil, ierr

@@ -55,9 +55,11 @@ func (e *MigrationError) Error() string {
 // left by an interrupted run is waited for, not started again; one that completed
 // is not run again; one that failed fails the step again until it is deleted (its
 // name follows its rendered spec, so a corrected migration gets a new Job).
-func (e *Engine) migrate(ctx, wctx context.Context, s Step, rel *plan.Release, phase catalog.Phase, start time.Time) error {
+//
+// Only migrations that apply to a step from version from run (plan.Migration.From).
+func (e *Engine) migrate(ctx, wctx context.Context, s Step, rel *plan.Release, from string, phase catalog.Phase, start time.Time) error {
 	for _, m := range rel.Migrations {
-		if m.Phase != phase {
+		if m.Phase != phase || !m.Applies(from) {
 			continue
 		}
 		if err := e.runMigration(ctx, wctx, s, rel, m, start); err != nil {
@@ -249,10 +251,10 @@ func pathError(s Step, path []*plan.Release, i int, err error, backups []Backup)
 	return &PathError{Release: s.Release, Namespace: s.planned.Namespace, From: from, Versions: versions, Step: i + 1, Err: err, Backups: slices.Clone(backups)}
 }
 
-// hasPhase reports whether a step has migrations of a phase.
-func hasPhase(rel *plan.Release, phase catalog.Phase) bool {
+// hasPhase reports whether a step from version from has migrations of a phase.
+func hasPhase(rel *plan.Release, from string, phase catalog.Phase) bool {
 	for _, m := range rel.Migrations {
-		if m.Phase == phase {
+		if m.Phase == phase && m.Applies(from) {
 			return true
 		}
 	}
@@ -285,9 +287,12 @@ func (e *Engine) pathProgress(s Step, i, n int, version, phase string, elapsed t
 // failedMigration returns the MigrationError of a migration of the step to
 // rel.Version whose Job failed in an earlier run and is still there: the step is
 // not tried again (no backup, no upgrade, no rollback) until that Job is deleted.
-func (e *Engine) failedMigration(ctx context.Context, rel *plan.Release) error {
+func (e *Engine) failedMigration(ctx context.Context, rel *plan.Release, from string) error {
 	jobs := e.cluster.Clientset.BatchV1().Jobs(rel.Namespace)
 	for _, m := range rel.Migrations {
+		if !m.Applies(from) {
+			continue
+		}
 		name, err := migrationJobName(rel, m)
 		if err != nil {
 			return err
