@@ -176,8 +176,13 @@ func TestVersionPathTakesEveryStep(t *testing.T) {
 			t.Errorf("PGPASSWORD %+v: want a reference to the superuser Secret, never a value", v)
 		}
 	}
-	if _, err := e.cluster.Clientset.CoreV1().PersistentVolumeClaims(e.ns).Get(t.Context(), "demo-backups", metav1.GetOptions{}); err != nil {
-		t.Errorf("the backup claim: %v", err)
+	pvc, err := e.cluster.Clientset.CoreV1().PersistentVolumeClaims(e.ns).Get(t.Context(), "demo-backups", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the backup claim: %v", err)
+	}
+	// The minikube profile's spec.backups.size.
+	if got := pvc.Spec.Resources.Requests.Storage().String(); got != "2Gi" {
+		t.Errorf("backup claim size %s, want the profile's 2Gi", got)
 	}
 	dep, err := e.cluster.Clientset.AppsV1().Deployments(e.ns).Get(t.Context(), "demo-steps", metav1.GetOptions{})
 	if err != nil {

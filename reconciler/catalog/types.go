@@ -268,4 +268,17 @@ type ProfileSpec struct {
 	Settings map[string]apiextensionsv1.JSON `json:"settings,omitempty"`
 	// Values are per-component value overlays.
 	Values map[string]apiextensionsv1.JSON `json:"values,omitempty"`
+	// Backups says where the backups before risky upgrade steps go.
+	Backups *Backups `json:"backups,omitempty"`
+}
+
+// Backups is the target of the backups taken before risky upgrade steps: a
+// PersistentVolumeClaim of the workplace (<workplace>-backups), created when the
+// first backup is taken and never deleted by platzwart.
+type Backups struct {
+	// Size is the claim's requested storage (default 10Gi). A claim that exists
+	// keeps its size: grow it by hand where the storage class allows it.
+	Size string `json:"size,omitempty"`
+	// StorageClassName of the claim ("": the cluster's default StorageClass).
+	StorageClassName string `json:"storageClassName,omitempty"`
 }

@@ -65,6 +65,14 @@ func TestBadInput(t *testing.T) {
 			want:  []string{"spec.components.postgres", `consumes "postgres", which is switched off`},
 		},
 		{
+			name: "backup claim size that is no quantity",
+			files: map[string]string{
+				"workplace.yaml":     strings.Replace(workplace(""), "profile: minikube", "profile: tiny", 1),
+				"profiles/tiny.yaml": "apiVersion: platzwart.io/v1alpha1\nkind: Profile\nmetadata:\n  name: tiny\nspec:\n  extends: minikube\n  backups:\n    size: lots\n",
+			},
+			want: []string{"repo/profiles/tiny.yaml", `Profile "tiny"`, "spec.backups.size", `"lots" is not a positive quantity`},
+		},
+		{
 			name:  "malformed YAML",
 			files: map[string]string{"workplace.yaml": workplace("  components:\n    video: [jitsi\n")},
 			want:  []string{"repo/workplace.yaml", "malformed YAML", "line"},

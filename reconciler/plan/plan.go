@@ -123,6 +123,8 @@ type Release struct {
 	// (an in-cluster provider release): what a backup before a risky step dumps.
 	// Databases on an external server are the operator's to back up.
 	Databases []Database `json:"databases,omitempty"`
+	// Backups is the profile's target for those backups (spec.backups).
+	Backups catalog.Backups `json:"-"`
 	// VersionOrigin names the field Version comes from, for errors: the workplace's
 	// spec.versions.<component> or the component's spec.versions.
 	VersionOrigin string `json:"-"`
@@ -833,6 +835,7 @@ func (b *builder) releaseAt(c *component, routing map[string]any, vi int) (*Rele
 		Risky:         ver.Risky,
 		Migrations:    migrations,
 		Databases:     b.databases(c),
+		Backups:       b.profile.backups,
 		Chart:         ch,
 		PatchesOrigin: fmt.Sprintf("%s: %s: spec.patches.%s", b.w.File, b.w.Label(), def.Metadata.Name),
 	}

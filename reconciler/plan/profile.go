@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sort"
 	"strings"
 
@@ -16,6 +17,9 @@ type resolvedProfile struct {
 	routing    v1alpha1.Routing
 	settings   map[string]any
 	values     map[string]map[string]any
+	backups    catalog.Backups
+	// backupsOrigin names the profile file that set backups.size, for errors.
+	backupsOrigin string
 }
 
 // resolveProfile merges the named profile over the ones it extends, base first.
@@ -54,6 +58,17 @@ func resolveProfile(cat *catalog.Catalog, name string) (resolvedProfile, error) 
 		}
 		if p.Spec.Routing != nil {
 			r.routing = mergeRouting(r.routing, *p.Spec.Routing)
+		}
+		if b := p.Spec.Backups; b != nil {
+			if b.Size != "" {
+				if q, err := resource.ParseQuantity(b.Size); err != nil || q.Sign() <= 0 {
+					return resolvedProfile{}, fmt.Errorf("%s: Profile %q: spec.backups.size: %q is not a positive quantity such as 10Gi", p.File, p.Metadata.Name, b.Size)
+				}
+				r.backups.Size = b.Size
+			}
+			if b.StorageClassName != "" {
+				r.backups.StorageClassName = b.StorageClassName
+			}
 		}
 		for k, raw := range p.Spec.Settings {
 			var v any

@@ -377,3 +377,25 @@ func TestRenderedStepRuns(t *testing.T) {
 		t.Errorf("the step to 33.0.7 does not run its image:\n%s", m.Manifest)
 	}
 }
+
+// TestBackupTargetFromTheProfile: the profile's spec.backups reaches every release
+// (minikube: 2Gi), and a profile extending it overrides only what it sets.
+func TestBackupTargetFromTheProfile(t *testing.T) {
+	plans, _, err := buildAll(t, repoFS(map[string]string{"workplace.yaml": readExample(t)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := releaseOf(t, plans, "nextcloud").Backups; b.Size != "2Gi" || b.StorageClassName != "" {
+		t.Errorf("minikube's backup target %+v, want size 2Gi and the default class", b)
+	}
+	plans, _, err = buildAll(t, repoFS(map[string]string{
+		"workplace.yaml":       strings.Replace(readExample(t), "profile: minikube", "profile: laptop", 1),
+		"profiles/laptop.yaml": "apiVersion: platzwart.io/v1alpha1\nkind: Profile\nmetadata:\n  name: laptop\nspec:\n  extends: minikube\n  backups:\n    storageClassName: fast\n",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := releaseOf(t, plans, "nextcloud").Backups; b.Size != "2Gi" || b.StorageClassName != "fast" {
+		t.Errorf("extended backup target %+v, want size 2Gi from minikube and class fast", b)
+	}
+}

@@ -101,13 +101,24 @@ func (e *Engine) ensureBackupClaim(ctx context.Context, rel *plan.Release) error
 	if _, err := pvcs.Get(ctx, name, metav1.GetOptions{}); err == nil || !apierrors.IsNotFound(err) {
 		return err
 	}
+	size := defaultBackupSize
+	if rel.Backups.Size != "" {
+		size = rel.Backups.Size
+	}
+	q, err := resource.ParseQuantity(size)
+	if err != nil {
+		return fmt.Errorf("backup claim %s/%s: size %q: %w", rel.Namespace, name, size, err)
+	}
 	pvc := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: rel.Namespace,
 			Labels: map[string]string{LabelWorkplace: rel.Workplace, "app.kubernetes.io/managed-by": "platzwart"}},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(defaultBackupSize)}},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: q}},
 		},
+	}
+	if rel.Backups.StorageClassName != "" {
+		pvc.Spec.StorageClassName = ptr.To(rel.Backups.StorageClassName)
 	}
 	if _, err := pvcs.Create(ctx, pvc, metav1.CreateOptions{FieldManager: "platzwart"}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create the backup claim %s/%s: %w", rel.Namespace, name, err)
@@ -204,7 +215,7 @@ func (e *Engine) backup(ctx, wctx context.Context, s Step, rel *plan.Release, db
 	if err != nil {
 		var failed *jobFailedError
 		if errors.As(err, &failed) {
-			return Backup{}, fmt.Errorf("backup Job %s: %s (kubectl -n %s logs job/%s)", name, failed.reason, rel.Namespace, name)
+			return Backup{}, fmt.Errorf("backup Job %s: %s (kubectl -n %s logs job/%s)%s", name, failed.reason, rel.Namespace, name, e.claimHint(wctx, rel))
 		}
 		return Backup{}, err
 	}
@@ -251,4 +262,21 @@ func jobName(rel, db, stamp string) string {
 		name = name[:63]
 	}
 	return strings.TrimRight(name, "-")
+}
+
+// claimHint says why a backup Job may not have run: its claim is still Pending (no
+// default StorageClass, or none that can provision it). "" when the claim is bound
+// or cannot be read.
+func (e *Engine) claimHint(ctx context.Context, rel *plan.Release) string {
+	name := BackupClaim(rel.Workplace)
+	pvc, err := e.cluster.Clientset.CoreV1().PersistentVolumeClaims(rel.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil || pvc.Status.Phase != corev1.ClaimPending {
+		return ""
+	}
+	class := "the cluster's default StorageClass"
+	if pvc.Spec.StorageClassName != nil {
+		class = "StorageClass " + *pvc.Spec.StorageClassName
+	}
+	return fmt.Sprintf("; the backup claim %s/%s is still Pending: %s cannot provision it (kubectl -n %s describe pvc %s; set spec.backups.storageClassName in the profile)",
+		rel.Namespace, name, class, rel.Namespace, name)
 }
