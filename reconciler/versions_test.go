@@ -20,8 +20,10 @@ import (
 
 	"github.com/platzwart/platzwart/e2e/cluster"
 	"github.com/platzwart/platzwart/reconciler"
+	"github.com/platzwart/platzwart/reconciler/plan"
 	"github.com/platzwart/platzwart/reconciler/release"
 	"github.com/platzwart/platzwart/reconciler/upgrade"
+	"github.com/platzwart/platzwart/reconciler/workload"
 )
 
 // TestVersionStepsOnTheCluster installs the example with Nextcloud pinned to its
@@ -396,6 +398,14 @@ func TestFailedMigrationStopsThePath(t *testing.T) {
 	if got := e.versionLabel("demo-steps"); got != "3.0.0" {
 		t.Errorf("version after the retry %s, want 3.0.0", got)
 	}
+	// The retry is a new attempt after a rollback: its pre-migration ran again.
+	list, err := e.cluster.Clientset.BatchV1().Jobs(e.ns).List(t.Context(), metav1.ListOptions{LabelSelector: release.LabelMigration + "=prepare"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 2 {
+		t.Errorf("%d Jobs of the pre-migration prepare, want 2 (the first attempt's and the retry's)", len(list.Items))
+	}
 }
 
 // jobState reports whether a Job completed or failed.
@@ -501,5 +511,115 @@ func TestPathResumesAfterKill(t *testing.T) {
 	}
 	if len(backups.Items) != 1 {
 		t.Errorf("%d backup Jobs, want one (before 2.0.0, not taken again on resuming)", len(backups.Items))
+	}
+}
+
+// positions returns the positions of the events of a release and step whose message
+// starts with prefix, in order.
+func (l *eventLog) positions(rel, step, prefix string) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []int
+	for i, e := range l.events {
+		if e.Release == rel && e.Step == step && strings.HasPrefix(e.Message, prefix) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// TestPostgresMajorUpgradeOrder installs the example with PostgreSQL pinned to 17.9,
+// then lets it follow 18.6: the step stops every consumer (Keycloak, Synapse,
+// Nextcloud, ...) before it dumps each consumer database with the 17 server's image,
+// upgrades, then restores the databases in the post-migration restore-databases and
+// only then gives the consumers their replicas back. kwok runs no container: that
+// the data survives is shown against a real server in reconciler/backup
+// (TestRestoreMajor, TestDataDirectory); here, the order.
+func TestPostgresMajorUpgradeOrder(t *testing.T) {
+	e := newEnv(t)
+	e.reconcile(e.plan(e.workplaceDir(map[string]string{"  dataPolicy: Retain\n": "  dataPolicy: Retain\n  versions: {postgresql: \"17.9\"}\n"}, nil)))
+	if got := e.versionLabel("demo-postgresql"); got != "17.9" {
+		t.Fatalf("version after the pinned install %q, want 17.9", got)
+	}
+	sts, err := e.cluster.Clientset.AppsV1().StatefulSets(e.ns).Get(t.Context(), "demo-postgresql", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldImage := sts.Spec.Template.Spec.Containers[0].Image
+	replicas := map[string]int32{}
+	deps, err := e.cluster.Clientset.AppsV1().Deployments(e.ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deps.Items {
+		replicas[d.Name] = *d.Spec.Replicas
+	}
+
+	e.events.reset()
+	p := e.plan(e.workplaceDir(nil, nil))
+	rep := e.reconcile(p)
+	if got := e.versionLabel("demo-postgresql"); got != "18.6" {
+		t.Fatalf("version after the step %q, want 18.6", got)
+	}
+	var out release.Outcome
+	for _, o := range rep.Result.Outcomes {
+		if o.Component == "postgresql" {
+			out = o
+		}
+	}
+	var pg *plan.Release
+	for _, r := range p.Releases {
+		if r.Component == "postgresql" {
+			pg = r
+		}
+	}
+	if len(pg.Databases) < 3 || len(out.Backups) != len(pg.Databases) {
+		t.Fatalf("backups %+v of databases %+v: want one per consumer database", out.Backups, pg.Databases)
+	}
+	stops := e.events.positions("demo-postgresql", "stop", "consumer ")
+	backups := e.events.positions("demo-postgresql", "backup", "database ")
+	upgrade := e.events.positions("demo-postgresql", "path", "step 1 of 1: version 18.6: upgrade")
+	restore := e.events.positions("demo-postgresql", "migration", "post-migration restore-databases of version 18.6")
+	starts := e.events.positions("demo-postgresql", "start", "consumer ")
+	if len(stops) == 0 || len(backups) == 0 || len(upgrade) != 1 || len(restore) == 0 || len(starts) != len(stops) {
+		t.Fatalf("events: stops %v, backups %v, upgrade %v, restore %v, starts %v", stops, backups, upgrade, restore, starts)
+	}
+	if slices.Max(stops) > backups[0] || slices.Max(backups) > upgrade[0] || upgrade[0] > restore[0] || slices.Max(restore) > starts[0] {
+		t.Errorf("order: stops %v, backups %v, upgrade %v, restore %v, starts %v; want stop < backup < upgrade < restore < start", stops, backups, upgrade, restore, starts)
+	}
+	// The dumps were taken by the 17 server's image (pg_dump of the server's major).
+	for _, b := range out.Backups {
+		job, err := e.cluster.Clientset.BatchV1().Jobs(e.ns).Get(t.Context(), b.Job, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img := job.Spec.Template.Spec.Containers[0].Image; img != oldImage {
+			t.Errorf("backup %s ran %s, want the 17 server's %s", b.Job, img, oldImage)
+		}
+	}
+	jobs := e.migrationJobs("demo-postgresql")
+	if j := jobs["restore-databases"]; j == nil {
+		t.Error("no restore-databases Job")
+	} else if done, _ := jobState(j); !done {
+		t.Errorf("restore-databases did not complete: %+v", j.Status)
+	}
+	// Every consumer is back at its replicas, the record gone.
+	deps, err = e.cluster.Clientset.AppsV1().Deployments(e.ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deps.Items {
+		if want, ok := replicas[d.Name]; ok && (*d.Spec.Replicas != want || d.Annotations[workload.AnnotationStoppedReplicas] != "") {
+			t.Errorf("Deployment %s: %d replicas, record %q; want %d and none", d.Name, *d.Spec.Replicas, d.Annotations[workload.AnnotationStoppedReplicas], want)
+		}
+	}
+	// The next reconcile changes nothing and stops nobody.
+	e.events.reset()
+	rep = e.reconcile(p)
+	if got := actions(rep)["postgresql"]; got != release.ActionUnchanged {
+		t.Errorf("after the step postgresql is %s, want unchanged", got)
+	}
+	if n := len(e.events.positions("demo-postgresql", "stop", "")); n != 0 {
+		t.Errorf("%d consumers stopped on a reconcile without a step", n)
 	}
 }

@@ -129,8 +129,9 @@ func TestUnpinnedReleaseIsTheNewestVersion(t *testing.T) {
 	if want := "builtin/components/nextcloud/component.yaml: Component \"nextcloud\": spec.versions"; nc.VersionOrigin != want {
 		t.Errorf("origin %q, want %q", nc.VersionOrigin, want)
 	}
-	if pg := releaseOf(t, plans, "postgresql"); pg.Version != "18.6" || pg.Risky {
-		t.Errorf("postgresql: version %q risky %v; want 18.6, not risky", pg.Version, pg.Risky)
+	// 18.6 is risky: the step from 17 dumps and restores every consumer database.
+	if pg := releaseOf(t, plans, "postgresql"); pg.Version != "18.6" || !pg.Risky {
+		t.Errorf("postgresql: version %q risky %v; want 18.6, risky", pg.Version, pg.Risky)
 	}
 	if vk := releaseOf(t, plans, "valkey"); vk.Version != "9.1.1" || vk.Risky {
 		t.Errorf("valkey: version %q risky %v; want 9.1.1, not risky", vk.Version, vk.Risky)
@@ -268,9 +269,10 @@ func TestReleasePathRefusals(t *testing.T) {
 	if !errors.As(err, &noPath) || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("path from 31.0.9: %v\nwant a *upgrade.NoPathError starting %q", err, want)
 	}
-	_, err = releaseOf(t, plans, "postgresql").Path("17.6")
-	if !errors.As(err, &noPath) || !strings.Contains(err.Error(), `18.6 accepts upgrades only from ">=18.0.0"`) {
-		t.Errorf("postgresql from 17.6: %v; want a *upgrade.NoPathError", err)
+	// 17 → 18 is listed (dump and restore); 16 is not.
+	_, err = releaseOf(t, plans, "postgresql").Path("16.4")
+	if !errors.As(err, &noPath) || !strings.Contains(err.Error(), `accepts upgrades only from ">=17.0.0"`) {
+		t.Errorf("postgresql from 16.4: %v; want a *upgrade.NoPathError", err)
 	}
 
 	pinned, _, err := buildAll(t, repoFS(map[string]string{"workplace.yaml": exampleWith(t, "  versions:\n    nextcloud: \"33.0.7\"\n")}))

@@ -657,9 +657,13 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 					return revision, good != nil, nil, pathError(s, path, i, err, *backups)
 				}
 			}
-			if migrating {
+			if migrating && hasPhase(step, deployed, catalog.PhasePre) {
 				e.pathProgress(s, i, len(path), step.Version, "pre-migrations", time.Since(start))
-				if err := e.migrate(ctx, wctx, s, step, deployed, catalog.PhasePre, start); err != nil {
+				from := revision
+				if good != nil {
+					from = good.Version
+				}
+				if err := e.migrate(ctx, wctx, s, step, deployed, from, catalog.PhasePre, start); err != nil {
 					if ierr := stopped(ctx, wctx); ierr != nil {
 						return revision, false, nil, ierr
 					}
@@ -678,7 +682,7 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			}
 			if post {
 				e.pathProgress(s, i, len(path), step.Version, "post-migrations", time.Since(start))
-				if err := e.migrate(ctx, wctx, s, step, deployed, catalog.PhasePost, start); err != nil {
+				if err := e.migrate(ctx, wctx, s, step, deployed, version, catalog.PhasePost, start); err != nil {
 					if ierr := stopped(ctx, wctx); ierr != nil {
 						return version, false, nil, ierr
 					}
@@ -843,7 +847,7 @@ func (e *Engine) confirm(ctx, wctx context.Context, cfg *action.Configuration, s
 		rel := s.planned
 		if from := s.current.readyVersion(); rel.Version != "" && from != "" && from != rel.Version &&
 			s.current.latest.Labels[LabelVersion] == rel.Version && hasPhase(rel, from, catalog.PhasePost) {
-			err = e.migrate(ctx, wctx, s, rel, from, catalog.PhasePost, start)
+			err = e.migrate(ctx, wctx, s, rel, from, s.Revision, catalog.PhasePost, start)
 			if err != nil {
 				if ierr := stopped(ctx, wctx); ierr != nil {
 					return s.Revision, false, nil, ierr

@@ -28,6 +28,9 @@ const (
 	LabelMigrationOf = "platzwart.io/migration-of"
 	// LabelMigration is the migration's name within its version.
 	LabelMigration = "platzwart.io/migration"
+	// LabelMigrationSpec identifies the migration as declared (version, phase and
+	// rendered Job): a failed Job of it blocks the step until it is deleted.
+	LabelMigrationSpec = "platzwart.io/migration-spec"
 )
 
 // MigrationError is a migration Job that failed or did not finish in time: the
@@ -57,12 +60,17 @@ func (e *MigrationError) Error() string {
 // name follows its rendered spec, so a corrected migration gets a new Job).
 //
 // Only migrations that apply to a step from version from run (plan.Migration.From).
-func (e *Engine) migrate(ctx, wctx context.Context, s Step, rel *plan.Release, from string, phase catalog.Phase, start time.Time) error {
+//
+// revision is the Helm revision the attempt belongs to: for pre-migrations the
+// ready revision the step starts from, for post-migrations the revision the step
+// upgraded to. A run resumed after a stop finds the same Jobs; a new attempt after
+// a rollback (a new revision) runs them again.
+func (e *Engine) migrate(ctx, wctx context.Context, s Step, rel *plan.Release, from string, revision int, phase catalog.Phase, start time.Time) error {
 	for _, m := range rel.Migrations {
 		if m.Phase != phase || !m.Applies(from) {
 			continue
 		}
-		if err := e.runMigration(ctx, wctx, s, rel, m, start); err != nil {
+		if err := e.runMigration(ctx, wctx, s, rel, m, revision, start); err != nil {
 			return err
 		}
 	}
@@ -70,23 +78,25 @@ func (e *Engine) migrate(ctx, wctx context.Context, s Step, rel *plan.Release, f
 }
 
 // runMigration runs one migration Job and waits until it completed.
-func (e *Engine) runMigration(ctx, wctx context.Context, s Step, rel *plan.Release, m plan.Migration, start time.Time) error {
-	name, err := migrationJobName(rel, m)
+func (e *Engine) runMigration(ctx, wctx context.Context, s Step, rel *plan.Release, m plan.Migration, revision int, start time.Time) error {
+	spec, err := migrationSpecHash(rel, m)
 	if err != nil {
 		return err
 	}
-	labels := map[string]string{LabelWorkplace: rel.Workplace, LabelMigrationOf: rel.Name, LabelMigration: m.Name, LabelVersion: rel.Version}
-	spec := *m.Job.DeepCopy()
-	if spec.ActiveDeadlineSeconds == nil {
-		spec.ActiveDeadlineSeconds = ptr.To(int64(m.Timeout.Seconds()))
+	name := migrationJobName(rel, m, spec, revision)
+	labels := map[string]string{LabelWorkplace: rel.Workplace, LabelMigrationOf: rel.Name, LabelMigration: m.Name, LabelVersion: rel.Version,
+		LabelMigrationSpec: spec}
+	js := *m.Job.DeepCopy()
+	if js.ActiveDeadlineSeconds == nil {
+		js.ActiveDeadlineSeconds = ptr.To(int64(m.Timeout.Seconds()))
 	}
-	tl := maps.Clone(spec.Template.Labels)
+	tl := maps.Clone(js.Template.Labels)
 	if tl == nil {
 		tl = map[string]string{}
 	}
 	maps.Copy(tl, labels)
-	spec.Template.Labels = tl
-	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: rel.Namespace, Labels: labels}, Spec: spec}
+	js.Template.Labels = tl
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: rel.Namespace, Labels: labels}, Spec: js}
 	jobs := e.cluster.Clientset.BatchV1().Jobs(rel.Namespace)
 	what := fmt.Sprintf("%s-migration %s of version %s: Job %s", m.Phase, m.Name, rel.Version, name)
 	existing, err := jobs.Get(wctx, name, metav1.GetOptions{})
@@ -118,9 +128,9 @@ func (e *Engine) runMigration(ctx, wctx context.Context, s Step, rel *plan.Relea
 	return nil
 }
 
-// migrationJobName is <release>-<migration>-<hash of version and rendered spec>, at
-// most 63 characters.
-func migrationJobName(rel *plan.Release, m plan.Migration) (string, error) {
+// migrationSpecHash identifies a migration as declared: a hash of the version, the
+// phase and the rendered Job spec (a corrected migration is another one).
+func migrationSpecHash(rel *plan.Release, m plan.Migration) (string, error) {
 	data, err := json.Marshal(struct {
 		Version string
 		Phase   catalog.Phase
@@ -130,12 +140,19 @@ func migrationJobName(rel *plan.Release, m plan.Migration) (string, error) {
 		return "", fmt.Errorf("migration %s of %s: %w", m.Name, rel.Name, err)
 	}
 	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])[:16], nil
+}
+
+// migrationJobName is <release>-<migration>-<hash of spec and revision>, at most 63
+// characters.
+func migrationJobName(rel *plan.Release, m plan.Migration, spec string, revision int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", spec, revision)))
 	suffix := "-" + m.Name + "-" + hex.EncodeToString(sum[:])[:8]
 	base := rel.Name
 	if len(base)+len(suffix) > 63 {
 		base = strings.TrimRight(base[:max(0, 63-len(suffix))], "-")
 	}
-	return strings.TrimLeft(base+suffix, "-"), nil
+	return strings.TrimLeft(base+suffix, "-")
 }
 
 // jobFailedError is a Job with condition Failed.
@@ -293,19 +310,19 @@ func (e *Engine) failedMigration(ctx context.Context, rel *plan.Release, from st
 		if !m.Applies(from) {
 			continue
 		}
-		name, err := migrationJobName(rel, m)
+		spec, err := migrationSpecHash(rel, m)
 		if err != nil {
 			return err
 		}
-		j, err := jobs.Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			continue
-		}
+		sel := fmt.Sprintf("%s=%s,%s=%s,%s=%s", LabelMigrationOf, rel.Name, LabelMigration, m.Name, LabelMigrationSpec, spec)
+		list, err := jobs.List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {
-			return fmt.Errorf("%s-migration %s of version %s: read Job %s: %w", m.Phase, m.Name, rel.Version, name, err)
+			return fmt.Errorf("%s-migration %s of version %s: listing its Jobs: %w", m.Phase, m.Name, rel.Version, err)
 		}
-		if _, failed := jobEnded(j); failed != "" {
-			return &MigrationError{Release: rel.Name, Version: rel.Version, Phase: m.Phase, Migration: m.Name, Job: name, Namespace: rel.Namespace, Reason: failed}
+		for i := range list.Items {
+			if _, failed := jobEnded(&list.Items[i]); failed != "" {
+				return &MigrationError{Release: rel.Name, Version: rel.Version, Phase: m.Phase, Migration: m.Name, Job: list.Items[i].Name, Namespace: rel.Namespace, Reason: failed}
+			}
 		}
 	}
 	return nil
