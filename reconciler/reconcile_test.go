@@ -710,6 +710,18 @@ func buildCLI(t *testing.T) string {
 // become ready, with the scanner of the rest of its progress output.
 func applyUntilWaiting(t *testing.T, bin, dir, rel string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
+	cmd, scan := applyUntil(t, bin, dir, func(line string) bool { return strings.Contains(line, rel) && strings.Contains(line, " wait ") })
+	if cmd == nil {
+		t.Fatalf("apply ended before waiting for %s", rel)
+	}
+	return cmd, scan
+}
+
+// applyUntil starts `platzwart apply dir` and reads its progress until a line
+// matches; it returns the running process and the rest of its output, or nil when
+// the process ended first.
+func applyUntil(t *testing.T, bin, dir string, match func(line string) bool) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
 	cmd := exec.CommandContext(t.Context(), bin, "apply", dir, "--kubeconfig", cluster.FromTest(t).KubeconfigPath())
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -722,11 +734,11 @@ func applyUntilWaiting(t *testing.T, bin, dir, rel string) (*exec.Cmd, *bufio.Sc
 	for scan.Scan() {
 		line := scan.Text()
 		t.Log("apply: " + line)
-		if strings.Contains(line, rel) && strings.Contains(line, " wait ") {
+		if match(line) {
 			return cmd, scan
 		}
 	}
-	t.Fatalf("apply ended before waiting for %s", rel)
+	_ = cmd.Wait()
 	return nil, nil
 }
 

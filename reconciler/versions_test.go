@@ -1,12 +1,10 @@
 package reconciler_test
 
 import (
-	"bufio"
 	"errors"
 	"io/fs"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -442,28 +440,14 @@ func TestPathResumesAfterKill(t *testing.T) {
 
 	kill := func(until string) {
 		t.Helper()
-		cmd := exec.CommandContext(t.Context(), bin, "apply", dir, "--kubeconfig", cluster.FromTest(t).KubeconfigPath())
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
+		cmd, _ := applyUntil(t, bin, dir, func(line string) bool { return strings.Contains(line, until) && strings.HasSuffix(line, " created") })
+		if cmd == nil {
+			t.Fatalf("apply ended before %q", until)
 		}
-		if err := cmd.Start(); err != nil {
+		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
-		}
-		scan := bufio.NewScanner(stderr)
-		for scan.Scan() {
-			line := scan.Text()
-			t.Log("apply: " + line)
-			if strings.Contains(line, until) && strings.HasSuffix(line, " created") {
-				if err := cmd.Process.Kill(); err != nil {
-					t.Fatal(err)
-				}
-				_ = cmd.Wait()
-				return
-			}
 		}
 		_ = cmd.Wait()
-		t.Fatalf("apply ended before %q", until)
 	}
 
 	kill("pre-migration prepare of version 3.0.0: Job")
