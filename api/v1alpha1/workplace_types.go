@@ -366,9 +366,15 @@ type Backup struct {
 	Version   string `json:"version"`
 	// Database that was dumped.
 	Database string `json:"database"`
-	// Claim is the PersistentVolumeClaim holding the dump; File its name there.
-	Claim string `json:"claim"`
+	// Claim is the PersistentVolumeClaim holding the dump ("" when it went to S3);
+	// File is the dump's name.
+	// +optional
+	Claim string `json:"claim,omitempty"`
 	File  string `json:"file"`
+	// Location is where the dump is kept: the claim, or an object in S3-compatible
+	// storage.
+	// +optional
+	Location *BackupLocation `json:"location,omitempty"`
 	// Job that ran the backup.
 	Job string `json:"job"`
 	// Bytes and SHA256 of the dump, when the Job's pod reported them.
@@ -380,6 +386,37 @@ type Backup struct {
 	// +optional
 	Finished *metav1.Time `json:"finished,omitempty"`
 }
+
+// BackupLocation is where a dump is kept: a file on a PersistentVolumeClaim of the
+// workplace, or an object in S3-compatible storage (the profile's spec.backups.s3).
+type BackupLocation struct {
+	// Claim is the PersistentVolumeClaim holding the dump file.
+	// +optional
+	Claim string `json:"claim,omitempty"`
+	// S3 is the object holding the dump.
+	// +optional
+	S3 *S3Object `json:"s3,omitempty"`
+}
+
+// String is "claim <name>" or "s3://<bucket>/<key> at <endpoint>".
+func (l BackupLocation) String() string {
+	if l.S3 != nil {
+		return l.S3.String() + " at " + l.S3.Endpoint
+	}
+	return "claim " + l.Claim
+}
+
+// S3Object is an object in a bucket of S3-compatible storage.
+type S3Object struct {
+	// Endpoint is the S3 API's URL.
+	Endpoint string `json:"endpoint"`
+	// Bucket and Key name the object.
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+}
+
+// String is the object's s3:// URL.
+func (o S3Object) String() string { return "s3://" + o.Bucket + "/" + o.Key }
 
 // WorkplaceList is a list of Workplaces.
 //

@@ -19,8 +19,9 @@ func newBackupsCommand(g *globalFlags) *cobra.Command {
 		Short: "List the database backups taken before risky upgrade steps",
 		Long: `backups lists the backup Jobs platzwart ran before risky upgrade steps in a namespace
 (-n, default the kubeconfig context's): one per database, with the release that owns
-it, the version the step upgraded to, the dump file on the workplace's backup claim
-and, when the pod reported it, the dump's size. Failed and running backup Jobs are
+it, the version the step upgraded to, the dump file and where it is kept (pvc/<claim>:
+the workplace's backup claim, or s3://<bucket>/<key> with the profile's
+spec.backups.s3) and, when the pod reported it, the dump's size. Failed and running backup Jobs are
 listed with their state. Restore one with platzwart restore JOB.`,
 		Example: `  platzwart backups -n demo
   platzwart backups -n demo --workplace demo -o json`,
@@ -39,7 +40,7 @@ listed with their state. Restore one with platzwart restore JOB.`,
 				return nil
 			}
 			return out.print(cmd.OutOrStdout(), list, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "JOB\tWORKPLACE\tRELEASE\tDATABASE\tVERSION\tSTATE\tFILE\tSIZE\tAGE\tMESSAGE")
+				fmt.Fprintln(tw, "JOB\tWORKPLACE\tRELEASE\tDATABASE\tVERSION\tSTATE\tFILE\tLOCATION\tSIZE\tAGE\tMESSAGE")
 				for _, b := range list {
 					size := "-"
 					if b.Record != nil {
@@ -53,8 +54,8 @@ listed with their state. Restore one with platzwart restore JOB.`,
 					if version == "" {
 						version = "-"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Job, b.Workplace, b.Release, b.Database,
-						version, b.State, b.File, size, finished, b.Message)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Job, b.Workplace, b.Release, b.Database,
+						version, b.State, b.File, location(b), size, finished, b.Message)
 				}
 			})
 		},
@@ -62,6 +63,15 @@ listed with their state. Restore one with platzwart restore JOB.`,
 	cmd.Flags().StringVar(&workplace, "workplace", "", "only the backups of this workplace")
 	cmd.Flags().StringVarP(&out.format, "output", "o", "table", "output format: "+validFormats)
 	return cmd
+}
+
+// location is where a backup's dump is kept, as one word: pvc/<claim> or the
+// object's s3://<bucket>/<key>.
+func location(b restore.Backup) string {
+	if o := b.Location.S3; o != nil {
+		return o.String()
+	}
+	return "pvc/" + b.Claim
 }
 
 // byteSize formats a size in binary units, like "12.5 MiB".

@@ -12,6 +12,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/platzwart/platzwart/api/v1alpha1"
 	"github.com/platzwart/platzwart/e2e/cluster"
 	"github.com/platzwart/platzwart/reconciler/restore"
 )
@@ -102,7 +103,8 @@ func TestBackupsAndRestoreCommands(t *testing.T) {
 	}
 	b := list[0]
 	if b.State != restore.StateComplete || b.Release != "demo-steps" || b.Database != "steps" || b.Server != "demo-postgresql" ||
-		b.Version != "2.0.0" || b.Workplace != "demo" || b.Claim != "demo-backups" || !strings.HasPrefix(b.File, "steps-before-2.0.0-") ||
+		b.Version != "2.0.0" || b.Workplace != "demo" || b.Claim != "demo-backups" || b.Location.Claim != "demo-backups" || b.Location.S3 != nil ||
+		!strings.HasPrefix(b.File, "steps-before-2.0.0-") ||
 		!strings.HasPrefix(b.Job, "demo-steps-backup-steps-") || b.Finished.IsZero() {
 		t.Errorf("the engine's backup as listed: %+v", b)
 	}
@@ -110,7 +112,7 @@ func TestBackupsAndRestoreCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &shape); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"job", "namespace", "workplace", "release", "database", "server", "version", "claim", "file", "state", "started", "finished"} {
+	for _, key := range []string{"job", "namespace", "workplace", "release", "database", "server", "version", "claim", "file", "location", "state", "started", "finished"} {
 		if _, ok := shape[0][key]; !ok {
 			t.Errorf("backups -o json lacks %q:\n%s", key, out)
 		}
@@ -124,11 +126,11 @@ func TestBackupsAndRestoreCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "JOB WORKPLACE RELEASE DATABASE VERSION STATE FILE SIZE AGE MESSAGE" {
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "JOB WORKPLACE RELEASE DATABASE VERSION STATE FILE LOCATION SIZE AGE MESSAGE" {
 		t.Fatalf("backups table:\n%s", out)
 	}
-	if f := strings.Fields(lines[1]); len(f) < 9 || f[0] != b.Job || f[1] != "demo" || f[2] != "demo-steps" || f[3] != "steps" || f[4] != "2.0.0" ||
-		f[5] != "Complete" || f[6] != b.File || f[7] != "-" {
+	if f := strings.Fields(lines[1]); len(f) < 10 || f[0] != b.Job || f[1] != "demo" || f[2] != "demo-steps" || f[3] != "steps" || f[4] != "2.0.0" ||
+		f[5] != "Complete" || f[6] != b.File || f[7] != "pvc/demo-backups" || f[8] != "-" {
 		t.Errorf("backups table row %q", lines[1])
 	}
 	if _, errOut, err := runCLI(t, append([]string{"backups", "-n", ns, "--workplace", "other"}, kc...)...); err != nil || !strings.Contains(errOut, "no backups") {
@@ -191,5 +193,18 @@ func TestBackupsAndRestoreCommands(t *testing.T) {
 		if pw := string(s.Data["password"]); pw == "" || strings.Contains(out+errOut, pw) {
 			t.Errorf("the output shows the password of Secret %s (or it is empty)", name)
 		}
+	}
+}
+
+// TestBackupsLocationColumn: the table's LOCATION is one word: pvc/<claim> for a
+// dump on the workplace's claim, the object's s3:// URL for one in S3.
+func TestBackupsLocationColumn(t *testing.T) {
+	claim := restore.Backup{Claim: "demo-backups", Location: v1alpha1.BackupLocation{Claim: "demo-backups"}}
+	s3 := restore.Backup{Location: v1alpha1.BackupLocation{S3: &v1alpha1.S3Object{Endpoint: "https://s3.example.org", Bucket: "backups", Key: "demo/demo/x.dump"}}}
+	if got := location(claim); got != "pvc/demo-backups" {
+		t.Errorf("claim backup: %q", got)
+	}
+	if got := location(s3); got != "s3://backups/demo/demo/x.dump" {
+		t.Errorf("S3 backup: %q", got)
 	}
 }

@@ -55,7 +55,7 @@ non-zero when a check fails; each failure says why and what to do.`,
 	fl.StringVarP(&f.out.format, "output", "o", "table", "output format: "+validFormats)
 	fl.DurationVar(&f.timeout, "timeout", check.DefaultTimeout, "bound of each probe (connection, TLS handshake and answer)")
 	fl.StringVar(&f.caFile, "ca-file", "", "PEM file with the CA to trust instead of the workplace's CA Secret")
-	fl.StringVar(&f.address, "address", "", "dial every host at this address, ip or ip:port (port default 443)")
+	fl.StringVar(&f.address, "address", "", "dial every host of the workplace at this address, ip or ip:port (port default 443); an external identity provider is dialled where it resolves")
 	fl.StringArrayVar(&f.resolve, "resolve", nil, "dial one host at an address, host=ip or host=ip:port (repeatable)")
 	return cmd
 }

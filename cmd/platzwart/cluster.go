@@ -163,7 +163,9 @@ func newPlanCommand(g *globalFlags) *cobra.Command {
 			}
 			eng := release.New(c, release.Options{})
 			var entries []planEntry
+			var regs []oidcRegistration
 			for _, r := range results {
+				regs = append(regs, registrations(r.plan)...)
 				// Digests cover the content versions of the Secrets each release uses, as
 				// apply computes them; without them every release would look changed.
 				p, err := reconciler.WithSecretVersions(cmd.Context(), c, r.plan)
@@ -180,7 +182,10 @@ func newPlanCommand(g *globalFlags) *cobra.Command {
 						Component: s.Component, Action: string(s.Action), Reason: s.Reason, Changed: diffs[s.Release]})
 				}
 			}
-			return out.print(cmd.OutOrStdout(), entries, func(tw *tabwriter.Writer) {
+			if out.format != "table" {
+				return out.print(cmd.OutOrStdout(), planOutput{Releases: entries, OIDCClients: regs}, nil)
+			}
+			err = out.print(cmd.OutOrStdout(), entries, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "WORKPLACE\tRELEASE\tACTION\tREASON\tCHANGED VALUES")
 				for _, e := range entries {
 					changed := strings.Join(e.Changed, ", ")
@@ -190,6 +195,10 @@ func newPlanCommand(g *globalFlags) *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Workplace, e.Release, e.Action, e.Reason, changed)
 				}
 			})
+			if err != nil {
+				return err
+			}
+			return printRegistrations(cmd.OutOrStdout(), regs)
 		},
 	}
 	cmd.Flags().StringVarP(&out.format, "output", "o", "table", "output format: "+validFormats)

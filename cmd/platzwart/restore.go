@@ -60,9 +60,9 @@ command again.`,
 					}
 					stops = strings.Join(names, ", ")
 				}
-				fmt.Fprintf(errOut, "Restore database %s of release %s from %s (backup Job %s, finished %s)?\n"+
+				fmt.Fprintf(errOut, "Restore database %s of release %s from %s in %s (backup Job %s, finished %s)?\n"+
 					"Stops during the restore: %s.\nThe current database is kept as %s_before_<UTC time>. [y/N] ",
-					b.Database, b.Release, b.File, b.Job, b.Finished.UTC().Format(time.RFC3339), stops, b.Database)
+					b.Database, b.Release, b.File, location(b), b.Job, b.Finished.UTC().Format(time.RFC3339), stops, b.Database)
 				answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 					return fmt.Errorf("not confirmed; nothing was changed")

@@ -84,6 +84,9 @@ func Load(layers ...Layer) (*Catalog, error) {
 		return nil, errors.Join(errs...)
 	}
 	for _, name := range sortedKeys(c.Components) {
+		errs = append(errs, c.readIcon(c.Components[name])...)
+	}
+	for _, name := range sortedKeys(c.Components) {
 		errs = append(errs, c.validateComponent(c.Components[name])...)
 	}
 	for _, name := range sortedKeys(c.Profiles) {
@@ -162,6 +165,41 @@ func (c *Catalog) loadProfiles(l Layer) []error {
 		c.Profiles[prof.Metadata.Name] = &prof
 	}
 	return errs
+}
+
+// readIcon reads a tile's icon file from the highest layer whose component folder
+// has it, like a chart: a repository that overrides a built-in component.yaml keeps
+// the built-in icon, and its own icon file replaces it.
+func (c *Catalog) readIcon(comp *Component) []error {
+	t := comp.Spec.Tile
+	if t == nil || t.Icon == "" {
+		return nil
+	}
+	dir := path.Join("components", comp.Metadata.Name)
+	bad := func(err error) []error {
+		return []error{yamldoc.Errorf(comp.File, fmt.Sprintf("%s %q", ComponentKind, comp.Metadata.Name), "spec.tile.icon", "%v", err)}
+	}
+	if strings.HasPrefix(t.Icon, "data:") || len(c.layers) == 0 {
+		uri, err := iconURI(nil, dir, t.Icon)
+		if err != nil {
+			return bad(err)
+		}
+		t.IconURI = uri
+		return nil
+	}
+	var uri string
+	var err error
+	for i := len(c.layers) - 1; i >= 0; i-- {
+		uri, err = iconURI(c.layers[i].FS, dir, t.Icon)
+		if !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
+	if err != nil {
+		return bad(err)
+	}
+	t.IconURI = uri
+	return nil
 }
 
 // decodeOne decodes a file holding exactly one document of the given kind.
@@ -264,6 +302,20 @@ func (c *Catalog) validateComponent(comp *Component) []error {
 		}
 		if p := o.FrontchannelLogoutPath; p != "" && !strings.HasPrefix(p, "/") {
 			errs = append(errs, bad("spec.oidcClient.frontchannelLogoutPath", "%q must start with /", p))
+		}
+	}
+	if t := s.Tile; t != nil {
+		if strings.TrimSpace(t.Name) == "" {
+			errs = append(errs, bad("spec.tile.name", "required (the title people see on the start page)"))
+		}
+		if !hosts[t.Host] {
+			errs = append(errs, bad("spec.tile.host", "%q is not one of spec.hosts (known: %s)", t.Host, strings.Join(sortedKeys(hosts), ", ")))
+		}
+		if t.Path != "" && !strings.HasPrefix(t.Path, "/") {
+			errs = append(errs, bad("spec.tile.path", "%q must start with /", t.Path))
+		}
+		if _, err := ParseTemplate(comp.Metadata.Name+" tile path", t.Path); err != nil {
+			errs = append(errs, bad("spec.tile.path", "template: %v", err))
 		}
 	}
 	for i, tc := range s.Trust {

@@ -92,6 +92,15 @@ func (t *Template) Execute(data any) (map[string]any, error) {
 	return out, nil
 }
 
+// String runs the template on data and returns its output as text (a tile's path).
+func (t *Template) String(data any) (string, error) {
+	var buf bytes.Buffer
+	if err := t.tmpl.Execute(&buf, data); err != nil {
+		return "", err
+	}
+	return strings.ReplaceAll(buf.String(), "<no value>", ""), nil
+}
+
 // numbered prefixes each line with its number, for messages about template output.
 func numbered(text string) string {
 	var b strings.Builder

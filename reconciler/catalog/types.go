@@ -51,6 +51,8 @@ type ComponentSpec struct {
 	Hosts []Host `json:"hosts,omitempty"`
 	// OIDCClient is the client the component needs at the identity provider.
 	OIDCClient *OIDCClient `json:"oidcClient,omitempty"`
+	// Tile is how the workplace's portal lists the component; nil = not listed.
+	Tile *Tile `json:"tile,omitempty"`
 	// Databases are the PostgreSQL databases the component needs.
 	Databases []Database `json:"databases,omitempty"`
 	// Secrets are generated once in the cluster and referenced by name.
@@ -178,6 +180,29 @@ type Host struct {
 	Subdomain string `json:"subdomain"`
 }
 
+// Tile is a component's entry on the workplace's start page (the portal capability):
+// what people see and where it leads.
+type Tile struct {
+	// Name is the tile's title ("Files", "Chat").
+	Name string `json:"name"`
+	// Description is one short line under the title.
+	Description string `json:"description,omitempty"`
+	// Host names which of the component's hosts the tile links to.
+	Host string `json:"host"`
+	// Path is appended to the host's URL; a template with the context of
+	// spec.values before wiring (.Workplace, .Hosts, ...), e.g.
+	// /realms/{{ .Workplace.Name }}/account/. Empty: "/".
+	Path string `json:"path,omitempty"`
+	// Icon is a small SVG or PNG file in the component's folder (icon.svg) or a
+	// data:image/svg+xml or data:image/png URI. Empty: the portal shows the name's
+	// first letter.
+	Icon string `json:"icon,omitempty"`
+
+	// IconURI is Icon as a data: URI, read when the catalog is loaded (not part of
+	// the document).
+	IconURI string `json:"-"`
+}
+
 // OIDCClient is the client a component needs at the identity provider.
 type OIDCClient struct {
 	// Host names which of the component's hosts is the client's root URL.
@@ -274,11 +299,47 @@ type ProfileSpec struct {
 
 // Backups is the target of the backups taken before risky upgrade steps: a
 // PersistentVolumeClaim of the workplace (<workplace>-backups), created when the
-// first backup is taken and never deleted by platzwart.
+// first backup is taken and never deleted by platzwart, or, with S3, a bucket of
+// S3-compatible storage.
 type Backups struct {
 	// Size is the claim's requested storage (default 10Gi). A claim that exists
-	// keeps its size: grow it by hand where the storage class allows it.
+	// keeps its size: grow it by hand where the storage class allows it. With S3 it
+	// sizes the backup Job's scratch volume instead (an ephemeral volume that lives
+	// as long as the Job's pod).
 	Size string `json:"size,omitempty"`
-	// StorageClassName of the claim ("": the cluster's default StorageClass).
+	// StorageClassName of the claim, or of the scratch volume with S3 ("": the
+	// cluster's default StorageClass).
 	StorageClassName string `json:"storageClassName,omitempty"`
+	// S3, when set, sends each dump to an S3-compatible bucket instead of the claim.
+	S3 *S3Backups `json:"s3,omitempty"`
+}
+
+// S3Backups is a bucket of S3-compatible storage the backups go to, each dump an
+// object <prefix>/<file>.
+type S3Backups struct {
+	// Endpoint is the S3 API's base URL (https://host[:port], no path).
+	Endpoint string `json:"endpoint"`
+	// Bucket must exist: platzwart never creates one.
+	Bucket string `json:"bucket"`
+	// Region to sign requests for ("": the client's default, us-east-1).
+	Region string `json:"region,omitempty"`
+	// Prefix of the objects' keys (default <namespace>/<workplace>), without a
+	// leading or trailing slash.
+	Prefix string `json:"prefix,omitempty"`
+	// CredentialsSecret names a Secret in the workplace's namespace, made by the
+	// operator, with the keys accessKeyID and secretAccessKey. Only its name is in Git.
+	CredentialsSecret string `json:"credentialsSecret"`
+	// PathStyle addresses the bucket in the URL's path (https://host/bucket/key, the
+	// default, as most self-hosted S3 servers want) instead of the host name
+	// (https://bucket.host/key: set false for AWS).
+	PathStyle *bool `json:"pathStyle,omitempty"`
+	// CASecret is a Secret key with the PEM CA certificate the endpoint's certificate
+	// is signed by, for an endpoint with a private CA: the client then trusts only
+	// that CA. Unset: the workplace's CA (routing.tls.caSecret) when the endpoint is
+	// a host of the workplace's domain, else the image's public CAs.
+	CASecret *v1alpha1.SecretKeyRef `json:"caSecret,omitempty"`
+
+	// Registry is the workplace's image registry mirror (spec.images.registry), set by
+	// the plan for the transfer image; not part of the document.
+	Registry string `json:"-"`
 }

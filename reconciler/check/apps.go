@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/platzwart/platzwart/reconciler/contract"
@@ -114,8 +115,37 @@ func probesFor(a app, exp *expectations) []probe {
 		return jitsiProbes(a, exp)
 	case "bigbluebutton":
 		return greenlightProbes(a, exp)
+	case "portal":
+		return portalProbes(a, exp)
 	}
 	return nil
+}
+
+// portalProbes: the start page asks for a login. oauth2-proxy with
+// skip_provider_button answers a request without a session by sending the browser to
+// the provider's authorization endpoint (oauth2-proxy v7.15.6 oauthproxy.go Proxy,
+// ErrNeedsLogin → doOAuthStart) with its callback /oauth2/callback as redirect_uri:
+// that it found the endpoint shows it read the issuer's discovery over TLS.
+func portalProbes(a app, exp *expectations) []probe {
+	c := clientOf(exp, a.component)
+	if c == nil {
+		return nil
+	}
+	portal := a.hosts["portal"]
+	fix := "check the oauth2-proxy container of the portal release: its OAUTH2_PROXY_OIDC_ISSUER_URL, OAUTH2_PROXY_CLIENT_ID and its log (a failed discovery of the issuer stops it at start)"
+	handOver := handOff("the portal", c.id, fix)
+	return []probe{{host: portal, needsDiscovery: true, url: "https://" + portal + "/",
+		judge: func(resp *http.Response, body []byte, disc *discovery) verdict {
+			if v := handOver(resp, body, disc); !v.ok() {
+				return v
+			}
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			if got := loc.Query().Get("redirect_uri"); !slices.Contains(c.redirectURIs, got) {
+				return verdict{reason: ReasonUnexpectedBody, fix: "check OAUTH2_PROXY_REDIRECT_URL of the portal release",
+					message: fmt.Sprintf("the portal asks the provider to return to %q, which is not its registered redirect URI %s", got, strings.Join(c.redirectURIs, ", "))}
+			}
+			return passed("the portal asks for a login at the identity provider as client %q", c.id)
+		}}}
 }
 
 func status(resp *http.Response, want int, what, fix string) verdict {

@@ -127,8 +127,10 @@ type Options struct {
 	Secrets SecretReader
 	// CA is a PEM bundle to trust instead of the CA Secret the plan names (--ca-file).
 	CA []byte
-	// Address is where every host is dialled, "ip" or "ip:port" (port default 443),
-	// instead of what its name resolves to: minikube's IP, or a loopback server in tests.
+	// Address is where every host of the workplace is dialled, "ip" or "ip:port" (port
+	// default 443), instead of what its name resolves to: minikube's IP, or a loopback
+	// server in tests. An external identity provider's host is not the workplace's: it
+	// is dialled where it resolves (or where Resolve says).
 	Address string
 	// Resolve maps a host name to the "ip:port" it is dialled at, overriding Address
 	// for that host (like curl --resolve).

@@ -176,8 +176,9 @@ type fixture struct {
 	status int
 	file   string
 	body   []byte
-	// handOff redirects to the provider's authorization endpoint for this client.
-	handOff string
+	// handOff redirects to the provider's authorization endpoint for the client of
+	// this component, returning to redirectURI ("" = the client's first one).
+	handOff, redirectURI string
 }
 
 // ingress is the workplace as the operator's machine sees it: one TLS listener on
@@ -242,8 +243,13 @@ func serve(t *testing.T, w *workplace, pv provider, cert *tls.Certificate) *ingr
 		case !ok:
 			http.NotFound(rw, r)
 		case f.handOff != "":
-			q := url.Values{"client_id": {f.handOff}, "response_type": {"code"}, "scope": {"openid"},
-				"redirect_uri": {w.redirectOf(f.handOff)}, "state": {"x"}}
+			c := w.clientOf(f.handOff)
+			back := c.redirectURIs[0]
+			if f.redirectURI != "" {
+				back = f.redirectURI
+			}
+			q := url.Values{"client_id": {c.id}, "response_type": {"code"}, "scope": {"openid"},
+				"redirect_uri": {back}, "state": {"x"}}
 			http.Redirect(rw, r, issuer+"/authorize?"+q.Encode(), http.StatusFound)
 		default:
 			rw.WriteHeader(f.status)
@@ -260,13 +266,14 @@ func serve(t *testing.T, w *workplace, pv provider, cert *tls.Certificate) *ingr
 	return in
 }
 
-func (w *workplace) redirectOf(clientID string) string {
+// clientOf returns the OIDC client of a component.
+func (w *workplace) clientOf(component string) oidcClient {
 	for _, c := range w.exp.clients {
-		if c.id == clientID {
-			return c.redirectURIs[0]
+		if c.component == component {
+			return c
 		}
 	}
-	return ""
+	return oidcClient{redirectURIs: []string{""}}
 }
 
 // defaultApps are the answers of a working installation.
@@ -288,12 +295,13 @@ func defaultApps(t *testing.T, w *workplace) map[string]fixture {
 		h("meet") + "/oidc/auth":                              {handOff: "jitsi"},
 		h("meet") + "/health_check":                           file(t, "greenlight-health-check.txt"),
 		h("meet") + "/api/v1/env.json":                        file(t, "greenlight-env.json"),
+		h("portal") + "/":                                     {handOff: "portal"},
 	}
 	// With Matrix Authentication Service, MAS serves the login and hands it over.
 	if mas := w.hostOf("synapse", "auth"); mas != "" {
 		apps[h("matrix")+"/_matrix/client/v3/login"] = file(t, "mas-compat-login.json")
 		for _, c := range w.exp.clients {
-			if c.id == "synapse" {
+			if c.component == "synapse" {
 				u, _ := url.Parse(c.redirectURIs[0])
 				apps[mas+strings.Replace(u.Path, "/callback/", "/authorize/", 1)] = fixture{handOff: "synapse"}
 			}
@@ -423,14 +431,14 @@ func TestWorkingWorkplacePasses(t *testing.T) {
 	for _, r := range rep.Checks {
 		counts[r.Name]++
 	}
-	// Hosts: id, matrix, chat, the bare domain, files, office, meet (and auth with
-	// Matrix Authentication Service, which adds the auth metadata probe).
-	hosts, apps := 7, 11
+	// Hosts: id, matrix, chat, the bare domain, files, office, meet, portal (and auth
+	// with Matrix Authentication Service, which adds the auth metadata probe).
+	hosts, apps := 8, 12
 	if w.hostOf("synapse", "auth") != "" {
-		hosts, apps = 8, 12
+		hosts, apps = 9, 13
 	}
-	wantCounts := map[string]int{CheckCA: 1, CheckTLS: hosts, CheckDiscovery: 1, CheckClient: 3,
-		CheckRedirect: 6, CheckLogout: 2, CheckApp: apps}
+	wantCounts := map[string]int{CheckCA: 1, CheckTLS: hosts, CheckDiscovery: 1, CheckClient: 4,
+		CheckRedirect: 8, CheckLogout: 3, CheckApp: apps}
 	for name, n := range wantCounts {
 		if counts[name] != n {
 			t.Errorf("%d %s checks, want %d:\n%s", counts[name], name, n, dump(rep))
@@ -444,6 +452,45 @@ func TestWorkingWorkplacePasses(t *testing.T) {
 	want(t, rep, CheckRedirect, "https://files."+testDomain+"/apps/user_oidc/code", Pass, "")
 	want(t, rep, CheckRedirect, "https://meet."+testDomain+"/platzwart-check/unregistered-redirect (unregistered)", Pass, "")
 	want(t, rep, CheckLogout, "https://files."+testDomain+"/", Pass, "")
+	want(t, rep, CheckApp, "https://portal."+testDomain+"/", Pass, "")
+}
+
+// TestPortal: the start page must send a browser without a session to the identity
+// provider as the portal's client, returning to its registered callback.
+func TestPortal(t *testing.T) {
+	t.Parallel()
+	w := newWorkplace(t, "demo", "jitsi")
+	portal := "https://portal." + testDomain + "/"
+	cases := []struct {
+		name   string
+		answer fixture
+		status Status
+		reason Reason
+	}{
+		{"hand-off", fixture{handOff: "portal"}, Pass, ""},
+		// oauth2-proxy without skip_provider_button: its sign-in page, HTTP 403.
+		{"sign-in page", fixture{status: http.StatusForbidden, body: []byte("<title>Sign In</title>")}, Fail, ReasonUnexpectedStatus},
+		// The upstream page served without a login (the proxy bypassed).
+		{"page without login", fixture{status: http.StatusOK, body: []byte("<h1>demo</h1>")}, Fail, ReasonUnexpectedStatus},
+		{"another client", fixture{handOff: "nextcloud"}, Fail, ReasonUnexpectedBody},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := serve(t, w, provider{}, nil)
+			in.set("portal."+testDomain+"/", tc.answer)
+			rep := run(t, w, in.options(w), 10*time.Second)
+			want(t, rep, CheckApp, portal, tc.status, tc.reason)
+			if got := failures(rep); (tc.status == Pass) != (len(got) == 0) || len(got) > 1 {
+				t.Errorf("failures %v, want only the portal's when it fails", got)
+			}
+		})
+	}
+	t.Run("wrong callback", func(t *testing.T) {
+		in := serve(t, w, provider{}, nil)
+		in.set("portal."+testDomain+"/", fixture{handOff: "portal", redirectURI: portal + "callback"})
+		rep := run(t, w, in.options(w), 10*time.Second)
+		want(t, rep, CheckApp, portal, Fail, ReasonUnexpectedBody)
+	})
 }
 
 func TestIdentityFailures(t *testing.T) {

@@ -10,12 +10,15 @@
 //     resolves to (or --address / --resolve) and presents a certificate valid for it,
 //     now, under the workplace's CA (the plan's routing.tls.caSecret, else the
 //     self-signed <workplace>-tls Secret's ca.crt, else the system roots; --ca-file
-//     overrides). Its expiry is reported.
+//     overrides). Its expiry is reported. An external identity provider's host
+//     (external-oidc) is checked the same way, under the same CA the apps trust; it is
+//     dialled where it resolves or --resolve says, never at --address.
 //   - oidc-discovery: the identity provider serves OpenID provider metadata at
 //     <issuerURL>/.well-known/openid-configuration naming exactly the issuer the apps
 //     were configured with.
 //   - oidc-client: the provider authenticates each confidential consumer's client with
-//     the secret in the cluster (at the RFC 7009 revocation endpoint, with a token that
+//     the secret in the cluster (generated, or for an external provider the operator's
+//     Secret the workplace names) (at the RFC 7009 revocation endpoint, with a token that
 //     does not exist: nothing is revoked).
 //   - oidc-redirect-uri: an authorization request with each redirect URI the plan
 //     registers leads to the login page, and one with a URI nobody registered is
@@ -29,9 +32,11 @@
 //     the user_oidc provider and that provider handing the login to the identity
 //     provider; Collabora's WOPI discovery at its public URL; Jitsi's config.js asking
 //     for authentication and its OIDC adapter handing the login over; Greenlight's
-//     health check and single sign-on flag. A hand-off (a redirect to the provider's
-//     authorization endpoint with the app's client id) that an app builds from the
-//     provider's discovery shows that the app reaches and trusts the provider.
+//     health check and single sign-on flag; the portal's oauth2-proxy sending a
+//     browser without a session to the provider as client portal, back to its
+//     callback. A hand-off (a redirect to the provider's authorization endpoint with
+//     the app's client id) that an app builds from the provider's discovery shows
+//     that the app reaches and trusts the provider.
 //
 // What they cannot prove: that a person can complete a login (no credentials are
 // used, no user is created), that tokens are accepted by the apps after the login,

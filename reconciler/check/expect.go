@@ -33,6 +33,9 @@ type host struct {
 type identity struct {
 	component string
 	issuerURL string
+	// external is true for a provider outside the workplace: the operator registers
+	// the clients and creates their Secrets.
+	external bool
 }
 
 // oidcClient is a client the identity provider must know.
@@ -83,19 +86,26 @@ func expect(p *plan.Plan, cat *catalog.Catalog) (*expectations, error) {
 	for _, rel := range p.Releases {
 		rels[rel.Component] = rel
 	}
-	var identityRel *plan.Release
-	for _, sel := range p.Components {
-		if sel.Capability == contract.Identity {
-			identityRel = rels[sel.Component]
-			def := cat.Components[sel.Component]
-			if def == nil || identityRel == nil {
-				return nil, fmt.Errorf("identity component %q: not in the catalog or the plan", sel.Component)
+	if id := p.Identity; id != nil {
+		if id.IssuerURL == "" {
+			return nil, fmt.Errorf("identity component %q exports no issuerURL", id.Component)
+		}
+		exp.identity = &identity{component: id.Component, issuerURL: id.IssuerURL, external: id.External}
+		// An external provider's host is no release's: check its TLS too, as
+		// discovery and every client check depend on it.
+		if h := hostOf(id.IssuerURL); id.External && !seen[h] {
+			seen[h] = true
+			exp.hosts = append(exp.hosts, host{name: h, component: id.Component})
+			sort.Slice(exp.hosts, func(i, j int) bool { return exp.hosts[i].name < exp.hosts[j].name })
+		}
+		for _, c := range id.Clients {
+			oc := oidcClient{id: c.ClientID, component: c.Component, probeHost: hostOf(c.RootURL),
+				redirectURIs: concrete("", c.RedirectURIs), postLogoutRedirectURIs: concrete("", c.PostLogoutRedirectURIs)}
+			if c.Secret != nil {
+				ref := *c.Secret
+				oc.secret = &ref
 			}
-			issuer, err := issuerURL(p, identityRel, def)
-			if err != nil {
-				return nil, fmt.Errorf("component %q: %s: spec.exports: %w", def.Metadata.Name, def.File, err)
-			}
-			exp.identity = &identity{component: sel.Component, issuerURL: issuer}
+			exp.clients = append(exp.clients, oc)
 		}
 	}
 	videoKind := ""
@@ -112,18 +122,6 @@ func expect(p *plan.Plan, cat *catalog.Catalog) (*expectations, error) {
 		}
 		exp.apps = append(exp.apps, app{component: sel.Component, capability: sel.Capability, hosts: rel.Hosts,
 			selected: byCap, videoKind: videoKind, identity: exp.identity != nil})
-		o := def.Spec.OIDCClient
-		if o == nil || exp.identity == nil {
-			continue
-		}
-		root := "https://" + rel.Hosts[o.Host]
-		c := oidcClient{id: sel.Component, component: sel.Component, probeHost: rel.Hosts[o.Host],
-			redirectURIs: concrete(root, o.RedirectPaths), postLogoutRedirectURIs: concrete(root, o.PostLogoutRedirectPaths)}
-		if !o.PublicClient {
-			ref := contract.OIDCClientSecret(rel.Name)
-			c.secret = &ref
-		}
-		exp.clients = append(exp.clients, c)
 	}
 	return exp, nil
 }
@@ -137,35 +135,6 @@ func concrete(root string, paths []string) []string {
 		out = append(out, root+strings.TrimSuffix(p, "*"))
 	}
 	return out
-}
-
-// issuerURL computes the identity component's exported issuerURL as the plan did:
-// its exports template over the release's hosts.
-func issuerURL(p *plan.Plan, rel *plan.Release, def *catalog.Component) (string, error) {
-	t, err := catalog.ParseTemplate(def.Metadata.Name+" exports", def.Spec.Exports)
-	if err != nil {
-		return "", err
-	}
-	hosts, urls := map[string]any{}, map[string]any{}
-	for k, v := range rel.Hosts {
-		hosts[k] = v
-		urls[k] = "https://" + v
-	}
-	out, err := t.Execute(map[string]any{
-		"Workplace": map[string]any{"Name": p.Workplace, "Namespace": p.Namespace, "Domain": p.Domain},
-		"Release":   map[string]any{"Name": rel.Name, "Namespace": rel.Namespace},
-		"Component": map[string]any{"Name": rel.Component, "Capability": rel.Capability},
-		"Hosts":     hosts,
-		"URLs":      urls,
-	})
-	if err != nil {
-		return "", err
-	}
-	issuer, _ := out["issuerURL"].(string)
-	if issuer == "" {
-		return "", fmt.Errorf("exports no issuerURL")
-	}
-	return issuer, nil
 }
 
 // caSecret returns the Secret key holding the workplace's CA: the routing contract's

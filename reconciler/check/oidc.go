@@ -81,6 +81,9 @@ func (r *runner) checkDiscovery(ctx context.Context, tlsOK map[string]bool) *dis
 			res.Reason = ReasonUnexpectedStatus
 			res.Message = fmt.Sprintf("discovery answered HTTP %d, not 200", resp.StatusCode)
 			res.Fix = fmt.Sprintf("check that the identity provider runs and that its realm %q exists (Keycloak: the realm import Job of release %s)", r.plan.Workplace, r.releaseOf(id.component))
+			if id.external {
+				res.Fix = fmt.Sprintf("set spec.values.%s.issuerURL to the issuer of the organisation's provider (its discovery document is at <issuer>/.well-known/openid-configuration)", id.component)
+			}
 			return res
 		}
 		var d discovery
@@ -94,6 +97,9 @@ func (r *runner) checkDiscovery(ctx context.Context, tlsOK map[string]bool) *dis
 			res.Reason = ReasonIssuerMismatch
 			res.Message = fmt.Sprintf("discovery names the issuer %q, the workplace's apps expect %q", d.Issuer, id.issuerURL)
 			res.Fix = "set the identity provider's public hostname to the workplace's (Keycloak: hostname and proxy headers); apps reject tokens of another issuer"
+			if id.external {
+				res.Fix = fmt.Sprintf("set spec.values.%s.issuerURL to exactly the issuer the provider names; apps reject tokens of another issuer", id.component)
+			}
 			return res
 		}
 		disc = &d
@@ -169,6 +175,10 @@ func (r *runner) clientAuth(ctx context.Context, c oidcClient, disc *discovery) 
 			res.Message += ": " + err.Error()
 		}
 		res.Fix = "run platzwart apply (it generates the secret), and check that you may get Secrets in " + r.plan.Namespace
+		if r.exp.identity.external {
+			res.Fix = fmt.Sprintf("create Secret %s in namespace %s with key %s holding the secret the provider issued for client %q (spec.values.%s.clients.%s.clientSecret), and check that you may get Secrets there",
+				c.secret.Name, r.plan.Namespace, c.secret.Key, c.id, r.exp.identity.component, c.component)
+		}
 		return res
 	}
 	form := url.Values{"token": {"platzwart-check-" + rand.Text()}, "token_type_hint": {"refresh_token"}}
@@ -196,6 +206,10 @@ func (r *runner) clientAuth(ctx context.Context, c oidcClient, disc *discovery) 
 		res.Message = fmt.Sprintf("the provider does not know client %q or rejects its secret (HTTP %d %s)", c.id, resp.StatusCode, oe.Error)
 		res.Fix = fmt.Sprintf("run platzwart apply: the identity component registers one client per consumer with the secret of Secret %s (Keycloak: see the logs of the config Job of release %s)",
 			c.secret.Name, r.releaseOf(r.exp.identity.component))
+		if r.exp.identity.external {
+			res.Fix = fmt.Sprintf("register client %q at the provider, or correct spec.values.%s.clients.%s; put the secret the provider issued into Secret %s key %s",
+				c.id, r.exp.identity.component, c.component, c.secret.Name, c.secret.Key)
+		}
 	default:
 		res.Reason = ReasonUnexpectedStatus
 		res.Message = fmt.Sprintf("client authentication answered HTTP %d %s", resp.StatusCode, oe.Error)
@@ -242,6 +256,9 @@ func (r *runner) redirect(ctx context.Context, c oidcClient, disc *discovery, re
 		res.Message = fmt.Sprintf("client %q: the provider refuses this redirect URI, or does not know the client (HTTP %d: %s)", c.id, resp.StatusCode, trimBody(body))
 		res.Fix = fmt.Sprintf("run platzwart apply: the identity component registers %s for client %q (Keycloak: see the logs of the config Job of release %s)",
 			redirectURI, c.id, r.releaseOf(r.exp.identity.component))
+		if r.exp.identity.external {
+			res.Fix = fmt.Sprintf("register %s as a redirect URI of client %q at the provider (platzwart plan lists every URI to register)", redirectURI, c.id)
+		}
 	case registered && toURI:
 		res.Reason = ReasonUnexpectedStatus
 		res.Message = fmt.Sprintf("client %q: the provider sends an error back to the app: %s", c.id, errorOf(loc))
@@ -290,6 +307,9 @@ func (r *runner) logout(ctx context.Context, c oidcClient, disc *discovery, uri 
 		res.Reason = ReasonLogoutURIRejected
 		res.Message = fmt.Sprintf("client %q: the provider refuses this post-logout redirect URI (HTTP %d: %s)", c.id, resp.StatusCode, trimBody(body))
 		res.Fix = fmt.Sprintf("run platzwart apply: the identity component registers %s for client %q", uri, c.id)
+		if r.exp.identity.external {
+			res.Fix = fmt.Sprintf("register %s as a post-logout redirect URI of client %q at the provider (platzwart plan lists every URI to register)", uri, c.id)
+		}
 	default:
 		res.Reason = ReasonUnexpectedStatus
 		res.Message = fmt.Sprintf("the end-session endpoint answered HTTP %d", resp.StatusCode)

@@ -145,7 +145,7 @@ func (r *runner) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	}
 	if to, ok := r.opts.Resolve[host]; ok {
 		addr = to
-	} else if r.opts.Address != "" {
+	} else if r.opts.Address != "" && !r.external(host) {
 		addr = r.opts.Address
 	}
 	var d net.Dialer
@@ -172,8 +172,19 @@ func (r *runner) checkTLS(ctx context.Context, host, component string) Result {
 				notAfter.UTC().Format(time.DateOnly), int(notAfter.Sub(r.opts.Now()).Hours()/24))
 			return res
 		}
-		return tlsError(res, host, r.tls.source, r.opts.Now(), err)
+		res = tlsError(res, host, r.tls.source, r.opts.Now(), err)
+		if r.external(host) && res.Reason == ReasonUntrustedCertificate {
+			res.Fix = fmt.Sprintf("the apps trust only the workplace's CA and public roots: name the CA that signed the certificate of %s in spec.routing.tls.caSecret (docs/catalog.md, external-oidc), or give the provider a publicly trusted certificate", host)
+		}
+		return res
 	})
+}
+
+// external reports whether host is an external identity provider's: it is not behind
+// the workplace's ingress, so Address does not apply to it.
+func (r *runner) external(host string) bool {
+	id := r.exp.identity
+	return id != nil && id.external && hostOf(id.issuerURL) == host
 }
 
 // tlsError classifies a failed handshake.

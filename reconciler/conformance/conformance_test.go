@@ -67,6 +67,12 @@ var tlsModes = []tlsMode{
 var requiredValues = map[string]string{
 	"bigbluebutton":     "{servers: [{url: https://bbb.example.org/bigbluebutton/, secret: {name: bbb-api, key: secret}}]}",
 	"external-postgres": "{host: db.example.org, credentialsSecret: pg-credentials}",
+	"external-oidc": "{issuerURL: https://login.example.org/realms/staff, clients: {" +
+		"nextcloud: {clientID: corp-nextcloud, clientSecret: {name: sso, key: nextcloud}}, " +
+		"synapse: {clientID: corp-synapse, clientSecret: {name: sso, key: synapse}}, " +
+		"jitsi: {clientID: corp-jitsi, clientSecret: {name: sso, key: jitsi}}, " +
+		"bigbluebutton: {clientID: corp-bbb, clientSecret: {name: sso, key: bbb}}, " +
+		"portal: {clientID: corp-portal, clientSecret: {name: sso, key: portal}}}}",
 }
 
 // serverSideHTTPS are the capabilities a consumer's own code calls over the

@@ -17,6 +17,7 @@ const (
 	Office   = "office"
 	Postgres = "postgres"
 	Redis    = "redis"
+	Portal   = "portal"
 )
 
 // Capability is a role in the workplace and its contract.
@@ -49,6 +50,9 @@ func Lookup(name string) (Capability, bool) {
 	case Office:
 		return Capability{Name: name, Exports: []string{"url"},
 			Description: "collaborative editing of office documents (WOPI)"}, true
+	case Portal:
+		return Capability{Name: name, Exports: []string{"url"},
+			Description: "a start page listing every selected app (its tile) behind single sign-on"}, true
 	case Postgres:
 		return Capability{Name: name, Infrastructure: true, Exports: []string{"host", "port"},
 			Description: "PostgreSQL: one database and one user per consumer"}, true
@@ -61,7 +65,7 @@ func Lookup(name string) (Capability, bool) {
 
 // Names returns every capability name, sorted.
 func Names() []string {
-	names := []string{Identity, Chat, Video, Files, Office, Postgres, Redis}
+	names := []string{Identity, Chat, Video, Files, Office, Postgres, Redis, Portal}
 	sort.Strings(names)
 	return names
 }

@@ -442,9 +442,9 @@ func (r *WorkplaceReconciler) report(w *v1alpha1.Workplace, rep *reconciler.Repo
 		for _, b := range o.Backups {
 			finished := metav1.NewTime(b.Finished)
 			w.Status.Backups = append(w.Status.Backups, v1alpha1.Backup{Component: o.Component, Version: b.Version, Database: b.Database,
-				Claim: b.Claim, File: b.File, Job: b.Job, Bytes: b.Bytes, SHA256: b.SHA256, Finished: &finished})
-			r.Recorder.Eventf(w, nil, corev1.EventTypeNormal, "BackupTaken", "Backup", "database %s backed up before %s %s: %s on claim %s",
-				b.Database, o.Component, b.Version, b.File, b.Claim)
+				Claim: b.Claim, File: b.File, Location: b.Location.DeepCopy(), Job: b.Job, Bytes: b.Bytes, SHA256: b.SHA256, Finished: &finished})
+			r.Recorder.Eventf(w, nil, corev1.EventTypeNormal, "BackupTaken", "Backup", "database %s backed up before %s %s: %s %s",
+				b.Database, o.Component, b.Version, b.File, b.Where())
 		}
 	}
 	if n := len(w.Status.Backups); n > maxBackups {

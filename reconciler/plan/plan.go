@@ -49,12 +49,31 @@ type Plan struct {
 	Components []Selection `json:"components"`
 	// Releases are the Helm releases in dependency order (providers first).
 	Releases []*Release `json:"releases"`
+	// Apps are the tiles of the selected components (component.yaml spec.tile),
+	// sorted by name and component: what the portal lists as .Apps.
+	Apps []App `json:"apps,omitempty"`
 	// Secrets are generated once in the namespace before any release needs them.
 	Secrets []Secret `json:"secrets"`
 	// CASecret is the Secret key with the CA certificate (PEM) that signs the public
 	// hosts' certificates, the one every HTTPS client must trust (routing.tls.caSecret);
 	// nil for a public CA or without TLS.
 	CASecret *v1alpha1.SecretKeyRef `json:"caSecret,omitempty"`
+	// Identity is the identity provider and its consumers' clients; nil without one.
+	Identity *Identity `json:"identity,omitempty"`
+}
+
+// App is a selected component's tile on the start page, its URL resolved.
+type App struct {
+	// Component and Capability it belongs to.
+	Component  string `json:"component"`
+	Capability string `json:"capability"`
+	// Name and Description are the tile's text.
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// URL is https://<the tile's host><its path>.
+	URL string `json:"url"`
+	// Icon is a data: URI ("" when the component declares none).
+	Icon string `json:"icon,omitempty"`
 }
 
 // Selection is the component chosen for a capability.
@@ -217,6 +236,13 @@ type builder struct {
 	profile resolvedProfile
 	byCap   map[string]*component
 	byName  map[string]*component
+	// apps are the tiles of the selected components, for the portal's .Apps.
+	apps []App
+	// external are the clients declared for an external identity provider, by
+	// consumer (checkExternalIdentity).
+	external map[string]externalClient
+	// identity is what wire computed of the identity provider and its clients.
+	identity *Identity
 }
 
 func (b *builder) build() (*Plan, error) {
@@ -230,6 +256,9 @@ func (b *builder) build() (*Plan, error) {
 		return nil, err
 	}
 	if err := b.checkInputs(); err != nil {
+		return nil, err
+	}
+	if err := b.checkExternalIdentity(); err != nil {
 		return nil, err
 	}
 	if w.Spec.StrictCredentials {
@@ -275,6 +304,11 @@ func (b *builder) build() (*Plan, error) {
 		}
 	}
 	b.wire()
+	p.Identity = b.identity
+	if b.apps, err = b.tiles(order, routing); err != nil {
+		return nil, err
+	}
+	p.Apps = b.apps
 	var errs []error
 	for _, name := range order {
 		c := b.byName[name]
@@ -624,6 +658,10 @@ func (b *builder) componentError(c *component, field string, err error) error {
 // its consumers (.Consumers).
 func (b *builder) wire() {
 	consumers := map[string][]map[string]any{}
+	if idp, ok := b.byCap[contract.Identity]; ok {
+		issuer, _ := idp.exports["issuerURL"].(string)
+		b.identity = &Identity{Component: idp.def.Metadata.Name, IssuerURL: issuer, External: isExternal(idp)}
+	}
 	for _, name := range sortedKeys(b.byName) {
 		c := b.byName[name]
 		c.uses = map[string]any{}
@@ -641,12 +679,10 @@ func (b *builder) wire() {
 			case contract.Identity:
 				if o := c.def.Spec.OIDCClient; o != nil {
 					root := "https://" + c.hosts[o.Host]
-					ref := contract.OIDCClientSecret(b.releaseOrName(c))
-					use["clientID"] = name
-					use["clientSecret"] = ref.Map()
+					id, ref := b.client(c, p)
+					use["clientID"] = id
 					oidc := map[string]any{
-						"clientID":               name,
-						"clientSecret":           ref.Map(),
+						"clientID":               id,
 						"rootURL":                root,
 						"redirectURIs":           joinPaths(root, o.RedirectPaths),
 						"postLogoutRedirectURIs": joinPaths(root, o.PostLogoutRedirectPaths),
@@ -655,11 +691,16 @@ func (b *builder) wire() {
 						"backchannelLogoutURL":   joinPath(root, o.BackchannelLogoutPath),
 						"frontchannelLogoutURL":  joinPath(root, o.FrontchannelLogoutPath),
 					}
-					if o.PublicClient {
-						delete(use, "clientSecret")
-						delete(oidc, "clientSecret")
+					if ref != nil {
+						use["clientSecret"] = ref.Map()
+						oidc["clientSecret"] = ref.Map()
 					}
 					entry["OIDC"] = oidc
+					b.identity.Clients = append(b.identity.Clients, OIDCClient{
+						Component: name, ClientID: id, Public: o.PublicClient, Secret: ref, RootURL: root,
+						RedirectURIs: joinStrings(root, o.RedirectPaths), PostLogoutRedirectURIs: joinStrings(root, o.PostLogoutRedirectPaths),
+						BackchannelLogoutURI: joinPath(root, o.BackchannelLogoutPath), FrontchannelLogoutURI: joinPath(root, o.FrontchannelLogoutPath),
+					})
 				}
 			case contract.Postgres:
 				dbs := map[string]any{}
@@ -704,6 +745,60 @@ func (b *builder) wire() {
 	}
 }
 
+// tiles resolves the tile of every selected component that declares one: its URL
+// from the tile's host and path (a template with the component's base context), so
+// the tile follows the component through a swap. Sorted by name, then component.
+func (b *builder) tiles(order []string, routing map[string]any) ([]App, error) {
+	var out []App
+	var errs []error
+	for _, name := range order {
+		c := b.byName[name]
+		t := c.def.Spec.Tile
+		if t == nil {
+			continue
+		}
+		tmpl, err := catalog.ParseTemplate(name+" tile path", t.Path)
+		if err != nil {
+			errs = append(errs, b.componentError(c, "spec.tile.path", err))
+			continue
+		}
+		p, err := tmpl.String(b.baseContext(c, routing))
+		if err != nil {
+			errs = append(errs, b.componentError(c, "spec.tile.path", err))
+			continue
+		}
+		if p = strings.TrimSpace(p); p == "" {
+			p = "/"
+		}
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n\"<>") {
+			errs = append(errs, b.componentError(c, "spec.tile.path", fmt.Errorf("renders %q: not a URL path", p)))
+			continue
+		}
+		out = append(out, App{Component: name, Capability: c.def.Spec.Capability, Name: strings.TrimSpace(t.Name),
+			Description: strings.TrimSpace(t.Description), URL: "https://" + c.hosts[t.Host] + p, Icon: t.IconURI})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Component < out[j].Component
+	})
+	return out, nil
+}
+
+// appsValue is .Apps of a portal's template context: one map per tile.
+func appsValue(apps []App) []any {
+	out := make([]any, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, map[string]any{"Component": a.Component, "Capability": a.Capability, "Name": a.Name,
+			"Description": a.Description, "URL": a.URL, "Icon": a.Icon})
+	}
+	return out
+}
+
 // secrets lists the Secrets a component needs generated.
 func (b *builder) secrets(c *component) []Secret {
 	name := c.def.Metadata.Name
@@ -712,7 +807,8 @@ func (b *builder) secrets(c *component) []Secret {
 	for _, s := range c.def.Spec.Secrets {
 		out = append(out, Secret{Name: contract.ComponentSecret(rel, s.Name), Component: name, Type: "Opaque", Keys: s.Keys, TakenUp: s.TakenUp})
 	}
-	if o := c.def.Spec.OIDCClient; o != nil && !o.PublicClient {
+	// An external provider's client secrets are the operator's Secrets.
+	if o := c.def.Spec.OIDCClient; o != nil && !o.PublicClient && !isExternal(b.byCap[contract.Identity]) {
 		if _, ok := c.uses[contract.Identity]; ok {
 			ref := contract.OIDCClientSecret(rel)
 			out = append(out, Secret{Name: ref.Name, Component: name, Type: "Opaque", Keys: map[string]catalog.Generator{ref.Key: {Length: 48}}})
@@ -776,6 +872,9 @@ func (b *builder) releaseAt(c *component, routing map[string]any, vi int) (*Rele
 	ctx["Uses"] = deepCopy(c.uses)
 	ctx["Consumers"] = c.consumers
 	ctx["Version"] = c.versionName(vi)
+	if def.Spec.Capability == contract.Portal {
+		ctx["Apps"] = appsValue(b.apps)
+	}
 	t, err := catalog.ParseTemplate(def.Metadata.Name+" values", def.Spec.Values)
 	if err != nil {
 		return nil, b.componentError(c, "spec.values", err)
@@ -835,7 +934,7 @@ func (b *builder) releaseAt(c *component, routing map[string]any, vi int) (*Rele
 		Risky:         ver.Risky,
 		Migrations:    migrations,
 		Databases:     b.databases(c),
-		Backups:       b.profile.backups,
+		Backups:       backupsFor(b.profile.backups, &b.w.Workplace, trustedCA(routing)),
 		Chart:         ch,
 		PatchesOrigin: fmt.Sprintf("%s: %s: spec.patches.%s", b.w.File, b.w.Label(), def.Metadata.Name),
 	}
@@ -1009,6 +1108,14 @@ func digest(r *Release) (string, error) {
 
 func joinPaths(root string, paths []string) []any {
 	out := make([]any, 0, len(paths))
+	for _, p := range paths {
+		out = append(out, root+p)
+	}
+	return out
+}
+
+func joinStrings(root string, paths []string) []string {
+	out := make([]string, 0, len(paths))
 	for _, p := range paths {
 		out = append(out, root+p)
 	}

@@ -3,7 +3,6 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"sort"
 	"strings"
 
@@ -18,8 +17,6 @@ type resolvedProfile struct {
 	settings   map[string]any
 	values     map[string]map[string]any
 	backups    catalog.Backups
-	// backupsOrigin names the profile file that set backups.size, for errors.
-	backupsOrigin string
 }
 
 // resolveProfile merges the named profile over the ones it extends, base first.
@@ -60,14 +57,19 @@ func resolveProfile(cat *catalog.Catalog, name string) (resolvedProfile, error) 
 			r.routing = mergeRouting(r.routing, *p.Spec.Routing)
 		}
 		if b := p.Spec.Backups; b != nil {
+			if field, err := checkBackups(b); err != nil {
+				return resolvedProfile{}, fmt.Errorf("%s: Profile %q: %s: %w", p.File, p.Metadata.Name, field, err)
+			}
 			if b.Size != "" {
-				if q, err := resource.ParseQuantity(b.Size); err != nil || q.Sign() <= 0 {
-					return resolvedProfile{}, fmt.Errorf("%s: Profile %q: spec.backups.size: %q is not a positive quantity such as 10Gi", p.File, p.Metadata.Name, b.Size)
-				}
 				r.backups.Size = b.Size
 			}
 			if b.StorageClassName != "" {
 				r.backups.StorageClassName = b.StorageClassName
+			}
+			// An S3 target is replaced as a whole: its fields belong together.
+			if b.S3 != nil {
+				s3 := *b.S3
+				r.backups.S3 = &s3
 			}
 		}
 		for k, raw := range p.Spec.Settings {

@@ -135,14 +135,15 @@ func assertSwap(t *testing.T, before, after map[string]map[string]string, wantAd
 }
 
 // TestSwapVideo: jitsi ⇄ bigbluebutton changes the video release, the identity client
-// list, the chat client's video settings, and the infrastructure Greenlight needs
+// list, the chat client's video settings, the portal's video tile, and the infrastructure Greenlight needs
 // (its database and Redis access); files and office stay byte-identical.
 func TestSwapVideo(t *testing.T) {
 	jitsi := renderObjects(t, nil)
 	bbb := renderObjects(t, map[string]string{"video: jitsi ": "video: bigbluebutton "})
 	changed := assertSwap(t, jitsi, bbb,
 		[]string{"demo-bigbluebutton"}, []string{"demo-jitsi"},
-		[]string{"demo-keycloak", "demo-postgresql", "demo-synapse", "demo-valkey"})
+		[]string{"demo-keycloak", "demo-portal", "demo-postgresql", "demo-synapse", "demo-valkey"})
+	// The portal's tile follows the swap (TestSwapVideoMovesThePortalTile).
 	// In the chat release only Element follows the video choice; Synapse stays as it was.
 	if got := strings.Join(changed["demo-synapse"], ","); got != "ConfigMap/demo-synapse-element-config,Deployment/demo-synapse-element" {
 		t.Errorf("chat release objects changed by the video swap: %s", got)

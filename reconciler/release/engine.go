@@ -630,6 +630,9 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			migrating := step.Version != "" && deployed != "" && deployed != step.Version
 			e.pathProgress(s, i, len(path), step.Version, "start", time.Since(start))
 			if migrating && len(step.Migrations) > 0 {
+				if err := claimWithS3(step, deployed); err != nil {
+					return revision, good != nil, nil, pathError(s, path, i, err, *backups)
+				}
 				if err := e.failedMigration(wctx, step, deployed); err != nil {
 					return revision, good != nil, nil, pathError(s, path, i, err, *backups)
 				}

@@ -244,7 +244,7 @@ func (e *PathError) Error() string {
 		if i == 0 {
 			b.WriteString("; backups kept:")
 		}
-		fmt.Fprintf(&b, " database %s before %s in %s on claim %s (restore: platzwart restore %s -n %s)", bk.Database, bk.Version, bk.File, bk.Claim, bk.Job, e.Namespace)
+		fmt.Fprintf(&b, " database %s before %s in %s %s (restore: platzwart restore %s -n %s)", bk.Database, bk.Version, bk.File, bk.Where(), bk.Job, e.Namespace)
 	}
 	return b.String()
 }
@@ -322,6 +322,38 @@ func (e *Engine) failedMigration(ctx context.Context, rel *plan.Release, from st
 		for i := range list.Items {
 			if _, failed := jobEnded(&list.Items[i]); failed != "" {
 				return &MigrationError{Release: rel.Name, Version: rel.Version, Phase: m.Phase, Migration: m.Name, Job: list.Items[i].Name, Namespace: rel.Namespace, Reason: failed}
+			}
+		}
+	}
+	return nil
+}
+
+// ClaimWithS3Error is a step whose migration reads the backups from the workplace's
+// backup claim while the profile sends backups to S3, where no claim is made: the
+// step is refused before anything is written.
+type ClaimWithS3Error struct {
+	Release, Version, Migration, Claim string
+}
+
+func (e *ClaimWithS3Error) Error() string {
+	return fmt.Sprintf("the step of %s to version %s runs migration %s, which reads the backups from the claim %s, but the profile's spec.backups.s3 sends them to S3 and no claim is made: take this step with a claim target (spec.backups without s3) and switch to S3 afterwards",
+		e.Release, e.Version, e.Migration, e.Claim)
+}
+
+// claimWithS3 refuses a step from version from whose applying migrations mount the
+// backup claim while the backups go to S3.
+func claimWithS3(rel *plan.Release, from string) error {
+	if rel.Backups.S3 == nil {
+		return nil
+	}
+	claim := BackupClaim(rel.Workplace)
+	for _, m := range rel.Migrations {
+		if !m.Applies(from) {
+			continue
+		}
+		for _, v := range m.Job.Template.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == claim {
+				return &ClaimWithS3Error{Release: rel.Name, Version: rel.Version, Migration: m.Name, Claim: claim}
 			}
 		}
 	}

@@ -7,6 +7,7 @@ package restore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/platzwart/platzwart/api/v1alpha1"
 	"github.com/platzwart/platzwart/reconciler/backup"
 	"github.com/platzwart/platzwart/reconciler/release"
 )
@@ -48,9 +50,12 @@ type Backup struct {
 	Server   string `json:"server"`
 	// Version is the component version the step upgraded to ("" when unknown).
 	Version string `json:"version,omitempty"`
-	// Claim is the PersistentVolumeClaim holding the dump, File its name there.
-	Claim string `json:"claim"`
+	// Claim is the PersistentVolumeClaim holding the dump ("" when it went to S3),
+	// File the dump's name.
+	Claim string `json:"claim,omitempty"`
 	File  string `json:"file"`
+	// Location is where the dump is kept: the claim, or an object in a bucket.
+	Location v1alpha1.BackupLocation `json:"location"`
 	// State of the Job; Message says why it failed.
 	State   State  `json:"state"`
 	Message string `json:"message,omitempty"`
@@ -61,10 +66,15 @@ type Backup struct {
 	// checksum, entries); nil when the pod reported none, as on a control plane whose
 	// nodes run no containers.
 	Record *backup.Record `json:"record,omitempty"`
+
+	// pod is the backup Job's pod template: a restore from S3 downloads the object
+	// with the settings of its upload container.
+	pod *corev1.PodSpec
 }
 
 const (
-	// backupContainer is the container of the engine's backup Job.
+	// backupContainer runs backup.sh in the engine's backup Job (an init container
+	// when the dump went to S3).
 	backupContainer = "backup"
 	// backupsVolume is the volume of the backup claim in backup and restore Jobs,
 	// mounted at backupDir.
@@ -92,13 +102,13 @@ func List(ctx context.Context, cs kubernetes.Interface, namespace, workplace str
 	}
 	records := map[string]backup.Record{}
 	for _, p := range pods.Items {
-		if rec, ok := podRecord(&p); ok {
+		if rec, ok := release.PodRecord(&p); ok {
 			records[p.Labels[batchv1.JobNameLabel]] = rec
 		}
 	}
 	out := []Backup{}
 	for i := range jobs.Items {
-		b, ok := fromJob(&jobs.Items[i])
+		b, ok := FromJob(&jobs.Items[i])
 		if !ok {
 			continue
 		}
@@ -116,15 +126,19 @@ func List(ctx context.Context, cs kubernetes.Interface, namespace, workplace str
 	return out, nil
 }
 
-// fromJob reads a backup from the engine's Job: the release from its label, database
-// and file from backup.sh's environment, the server from PGHOST and the claim from
-// its volume. A Job labelled as a backup without that environment is not one.
-func fromJob(j *batchv1.Job) (Backup, bool) {
+// FromJob reads a backup from the engine's Job, as List does: the release from its
+// label, database and file from backup.sh's environment, the server from PGHOST, the
+// location from the pod template's annotation (Jobs made before it existed: the
+// claim of its volume), the state from its conditions. A Job labelled as a backup
+// without that environment, or with a location that cannot be read, is not one.
+func FromJob(j *batchv1.Job) (Backup, bool) {
 	spec := j.Spec.Template.Spec
 	var c *corev1.Container
-	for i := range spec.Containers {
-		if spec.Containers[i].Name == backupContainer {
-			c = &spec.Containers[i]
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			if cs[i].Name == backupContainer {
+				c = &cs[i]
+			}
 		}
 	}
 	if c == nil {
@@ -154,6 +168,15 @@ func fromJob(j *batchv1.Job) (Backup, bool) {
 			b.Claim = v.PersistentVolumeClaim.ClaimName
 		}
 	}
+	b.Location = v1alpha1.BackupLocation{Claim: b.Claim}
+	if raw, ok := j.Spec.Template.Annotations[release.AnnotationBackupLocation]; ok {
+		var loc v1alpha1.BackupLocation
+		if err := json.Unmarshal([]byte(raw), &loc); err != nil || (loc.S3 == nil) == (loc.Claim == "") {
+			return Backup{}, false
+		}
+		b.Location, b.Claim = loc, loc.Claim
+	}
+	b.pod = &j.Spec.Template.Spec
 	b.State, b.Message, b.Finished = jobState(j)
 	return b, true
 }
@@ -194,19 +217,6 @@ func jobState(j *batchv1.Job) (State, string, time.Time) {
 		}
 	}
 	return StateRunning, "", time.Time{}
-}
-
-// podRecord reads the record backup.sh left in the termination message of a pod's
-// backup container that exited 0.
-func podRecord(p *corev1.Pod) (backup.Record, bool) {
-	for _, cs := range p.Status.ContainerStatuses {
-		if t := cs.State.Terminated; cs.Name == backupContainer && t != nil && t.ExitCode == 0 && t.Message != "" {
-			if rec, err := backup.ParseRecord([]byte(t.Message)); err == nil {
-				return rec, true
-			}
-		}
-	}
-	return backup.Record{}, false
 }
 
 // UnknownBackupError says that no backup has the name asked for.

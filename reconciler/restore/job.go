@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/platzwart/platzwart/reconciler/rclone"
 	"github.com/platzwart/platzwart/reconciler/release"
 )
 
@@ -62,14 +63,35 @@ func serverEnv(sts *appsv1.StatefulSet) (*corev1.Container, []corev1.EnvVar, err
 	return server, env, nil
 }
 
-// restoreJob is the Job that runs the server chart's restore.sh for b, built like the
+// NewJob is the Job that runs the server chart's restore.sh for b, built like the
 // engine's backup Job: the server's image (client tools of its major) and superuser
 // Secret reference, the same security context and volumes (the chart's scripts, the
-// backup claim, an emptyDir for /tmp).
-func restoreJob(b Backup, sts *appsv1.StatefulSet, name string) (*batchv1.Job, error) {
+// backup claim, an emptyDir for /tmp). A dump in S3 is first downloaded by the init
+// container "download" (reconciler/rclone: the backup Job's upload settings, the
+// same Secret references) onto a scratch volume like the backup Job's.
+func NewJob(b Backup, sts *appsv1.StatefulSet, name string) (*batchv1.Job, error) {
 	server, env, err := serverEnv(sts)
 	if err != nil {
 		return nil, err
+	}
+	dumps := corev1.Volume{Name: backupsVolume, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+		ClaimName: b.Claim, ReadOnly: true}}}
+	var initContainers []corev1.Container
+	var extra []corev1.Volume
+	if o := b.Location.S3; o != nil {
+		up, ok := uploadContainer(b)
+		if !ok {
+			return nil, fmt.Errorf("backup Job %s has no container %s to read %s back with", b.Job, rclone.UploadContainer, o)
+		}
+		scratch, ok := scratchVolume(b)
+		if !ok {
+			return nil, fmt.Errorf("backup Job %s has no volume %s", b.Job, backupsVolume)
+		}
+		dumps = scratch
+		download := rclone.Download(up, *o, backupsVolume, backupDir, b.File)
+		download.VolumeMounts = append(download.VolumeMounts, corev1.VolumeMount{Name: "tmp", MountPath: "/tmp"})
+		initContainers = []corev1.Container{download}
+		extra = rclone.Volumes(*b.pod)
 	}
 	env = append(env,
 		corev1.EnvVar{Name: "RESTORE_FILE", Value: path.Join(backupDir, b.File)},
@@ -99,6 +121,7 @@ func restoreJob(b Backup, sts *appsv1.StatefulSet, name string) (*batchv1.Job, e
 						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](postgresUID), RunAsGroup: ptr.To[int64](postgresUID),
 						FSGroup: ptr.To[int64](postgresUID), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
+					InitContainers: initContainers,
 					Containers: []corev1.Container{{
 						Name: restoreContainer, Image: server.Image, ImagePullPolicy: server.ImagePullPolicy,
 						Command: []string{"/bin/sh", "/scripts/restore.sh"},
@@ -114,17 +137,43 @@ func restoreJob(b Backup, sts *appsv1.StatefulSet, name string) (*batchv1.Job, e
 							{Name: "tmp", MountPath: "/tmp"},
 						},
 					}},
-					Volumes: []corev1.Volume{
+					Volumes: append([]corev1.Volume{
 						{Name: "scripts", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 							LocalObjectReference: corev1.LocalObjectReference{Name: scriptsConfigMap(b.Server)}}}},
-						{Name: backupsVolume, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
-							ClaimName: b.Claim, ReadOnly: true}}},
+						dumps,
 						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-					},
+					}, extra...),
 				},
 			},
 		},
 	}, nil
+}
+
+// uploadContainer is the container of b's Job that copied the dump to S3.
+func uploadContainer(b Backup) (corev1.Container, bool) {
+	if b.pod == nil {
+		return corev1.Container{}, false
+	}
+	for _, c := range b.pod.Containers {
+		if c.Name == rclone.UploadContainer {
+			return c, true
+		}
+	}
+	return corev1.Container{}, false
+}
+
+// scratchVolume is the volume b's Job wrote its dump to before the upload (an
+// ephemeral volume of the profile's size and storage class), for the download.
+func scratchVolume(b Backup) (corev1.Volume, bool) {
+	if b.pod == nil {
+		return corev1.Volume{}, false
+	}
+	for _, v := range b.pod.Volumes {
+		if v.Name == backupsVolume {
+			return *v.DeepCopy(), true
+		}
+	}
+	return corev1.Volume{}, false
 }
 
 // scriptsConfigMap is the server chart's ConfigMap with backup.sh and restore.sh.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/platzwart/platzwart/reconciler/contract"
 	"github.com/platzwart/platzwart/reconciler/kube"
+	"github.com/platzwart/platzwart/reconciler/rclone"
 	"github.com/platzwart/platzwart/reconciler/release"
 	"github.com/platzwart/platzwart/reconciler/workload"
 )
@@ -161,7 +162,24 @@ func Prepare(ctx context.Context, c *kube.Cluster, o Options) (*Plan, error) {
 	if err != nil || cm.Data["restore.sh"] == "" {
 		return nil, refuse("the server's ConfigMap %s has no restore.sh (upgrade the postgresql release first)", scriptsConfigMap(b.Server))
 	}
-	if _, err := c.Clientset.CoreV1().PersistentVolumeClaims(ns).Get(ctx, b.Claim, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+	if b.Location.S3 != nil {
+		// The object is downloaded with the backup's own upload settings: the Secrets
+		// they refer to must still be there.
+		up, ok := uploadContainer(b)
+		if !ok {
+			return nil, refuse("the Job sent the dump to %s but has no container %s to read it back with", b.Location.S3, rclone.UploadContainer)
+		}
+		for _, name := range rclone.Secrets(*b.pod, up) {
+			// Metadata only: the values are not read.
+			s := &metav1.PartialObjectMetadata{}
+			s.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+			if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); apierrors.IsNotFound(err) {
+				return nil, refuse("the Secret %s, which the download from %s needs, does not exist", name, b.Location.S3)
+			} else if err != nil {
+				return nil, fmt.Errorf("the Secret %s/%s: %w", ns, name, err)
+			}
+		}
+	} else if _, err := c.Clientset.CoreV1().PersistentVolumeClaims(ns).Get(ctx, b.Claim, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		return nil, refuse("the backup claim %s does not exist", b.Claim)
 	} else if err != nil {
 		return nil, fmt.Errorf("PersistentVolumeClaim %s/%s: %w", ns, b.Claim, err)
@@ -273,7 +291,7 @@ func (r *run) restore(ctx, wctx context.Context) (*Result, error) {
 		if err != nil {
 			return nil, r.bringBack(wctx, fmt.Errorf("the PostgreSQL server %s: %w", b.Server, err))
 		}
-		job, err := restoreJob(b, sts, jobName(b.Workplace, b.Database, time.Now()))
+		job, err := NewJob(b, sts, jobName(b.Workplace, b.Database, time.Now()))
 		if err != nil {
 			return nil, r.bringBack(wctx, err)
 		}
@@ -281,7 +299,11 @@ func (r *run) restore(ctx, wctx context.Context) (*Result, error) {
 			return nil, r.bringBack(wctx, fmt.Errorf("create the restore Job %s: %w", job.Name, err))
 		}
 		name = job.Name
-		r.progress("restore", "Job %s: restore.sh restores %s into database %s on %s", name, b.File, b.Database, b.Server)
+		if o := b.Location.S3; o != nil {
+			r.progress("restore", "Job %s: downloads %s, then restore.sh restores it into database %s on %s", name, o, b.Database, b.Server)
+		} else {
+			r.progress("restore", "Job %s: restore.sh restores %s into database %s on %s", name, b.File, b.Database, b.Server)
+		}
 	} else {
 		r.progress("restore", "Job %s of an earlier restore of this backup is still running: waiting for it", name)
 	}

@@ -1,0 +1,394 @@
+// Package s3test gives tests the two programs that make the S3 backup target real:
+// rclone at the version of the backup Jobs' image (reconciler/rclone), and a real S3
+// server, the Versity S3 gateway (versitygw) with its posix backend on a temporary
+// directory, over TLS with a CA of the test's own. Both are built from the Go module
+// proxy, from the pinned tools modules e2e/tools/rclone and e2e/tools/versitygw, into
+// <user cache dir>/platzwart/tools, once per pinned version: only a test that asks for
+// them builds them (measured cold on 2 shared cores: see e2e/README.md).
+package s3test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Tools modules under e2e/tools: the directory, the package built, the binary.
+var (
+	// rclone's version is linked in as its Makefile does (without it: v1.76.0-DEV).
+	rcloneTool = tool{dir: "rclone", module: "github.com/rclone/rclone", pkg: "github.com/rclone/rclone", binary: "rclone",
+		versionVar: "github.com/rclone/rclone/fs.Version"}
+	versitygwTool = tool{dir: "versitygw", module: "github.com/versity/versitygw", pkg: "github.com/versity/versitygw/cmd/versitygw", binary: "versitygw"}
+)
+
+// buildTimeout bounds one cold build (rclone compiles every backend it ships).
+const buildTimeout = 45 * time.Minute
+
+// tool is a binary built from a tools module: the module's directory under e2e/tools,
+// the module it pins, the package built, the binary's name and the variable (if
+// any) the version is linked into.
+type tool struct{ dir, module, pkg, binary, versionVar string }
+
+// Rclone returns the path of rclone, built when the cache lacks it.
+func Rclone(t testing.TB) string {
+	t.Helper()
+	return build(t, rcloneTool)
+}
+
+// Server is a running S3 server on 127.0.0.1.
+type Server struct {
+	// Endpoint is its https URL.
+	Endpoint string
+	// AccessKeyID and SecretAccessKey are the root user's.
+	AccessKeyID, SecretAccessKey string
+	// CAFile is the PEM certificate of the CA that signed the server's certificate.
+	CAFile string
+	// Dir is the posix backend's root: bucket b's object k is the file Dir/b/k.
+	Dir string
+}
+
+// Start builds versitygw when the cache lacks it and starts it with a fresh root
+// user, stopping it when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := build(t, versitygwTool)
+	work := t.TempDir()
+	s := &Server{
+		AccessKeyID:     "platzwart" + randomHex(t, 4),
+		SecretAccessKey: randomHex(t, 20),
+		Dir:             filepath.Join(work, "root"),
+	}
+	for _, d := range []string{s.Dir, filepath.Join(work, "sidecar")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	certFile, keyFile := filepath.Join(work, "server.crt"), filepath.Join(work, "server.key")
+	s.CAFile = filepath.Join(work, "ca.crt")
+	writeCertificates(t, s.CAFile, certFile, keyFile)
+	port := freePort(t)
+	s.Endpoint = fmt.Sprintf("https://127.0.0.1:%d", port)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin,
+		"--port", fmt.Sprintf("127.0.0.1:%d", port), "--cert", certFile, "--key", keyFile, "--quiet",
+		"posix", "--sidecar", filepath.Join(work, "sidecar"), s.Dir)
+	// The keys go through the environment, not the command line (ps shows that).
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.AccessKeyID, "ROOT_SECRET_ACCESS_KEY="+s.SecretAccessKey)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start versitygw: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if t.Failed() {
+			t.Logf("versitygw output:\n%s", logs.String())
+		}
+	})
+	if err := s.waitReady(done); err != nil {
+		t.Fatalf("versitygw on %s: %v\n%s", s.Endpoint, err, logs.String())
+	}
+	return s
+}
+
+// waitReady waits until the server answers over TLS with the test CA.
+func (s *Server) waitReady(done <-chan error) error {
+	pem, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			return fmt.Errorf("exited: %v", err)
+		default:
+		}
+		resp, err := client.Get(s.Endpoint + "/")
+		if err == nil {
+			resp.Body.Close()
+			return nil // any HTTP answer (403 without a signature) means it serves
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer within 30s: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// MakeBucket creates a bucket through the S3 API (rclone mkdir, as the root user).
+func (s *Server) MakeBucket(t testing.TB, bucket string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), Rclone(t), "mkdir", "--config=/dev/null", ":s3:"+bucket)
+	cmd.Env = append(os.Environ(),
+		"RCLONE_S3_PROVIDER=Other", "RCLONE_S3_ENDPOINT="+s.Endpoint, "RCLONE_CA_CERT="+s.CAFile,
+		"RCLONE_S3_ACCESS_KEY_ID="+s.AccessKeyID, "RCLONE_S3_SECRET_ACCESS_KEY="+s.SecretAccessKey)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("create bucket %s: %v\n%s", bucket, err, out)
+	}
+	if fi, err := os.Stat(filepath.Join(s.Dir, bucket)); err != nil || !fi.IsDir() {
+		t.Fatalf("bucket %s is not a directory of the posix backend: %v", bucket, err)
+	}
+}
+
+// Objects lists the objects of a bucket as the posix backend stores them (files
+// below the bucket's directory), with their sizes: what the server holds, read
+// without the S3 API.
+func (s *Server) Objects(t testing.TB, bucket string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	root := filepath.Join(s.Dir, bucket)
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		out[filepath.ToSlash(rel)] = fi.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// build returns the cached binary of a tool, building it under a file lock when
+// missing (concurrent test packages wait for the first).
+func build(t testing.TB, tl tool) string {
+	t.Helper()
+	toolsDir, err := findToolsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	modDir := filepath.Join(toolsDir, tl.dir)
+	key, version, err := cacheKey(modDir, tl.module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "platzwart", "tools", fmt.Sprintf("%s-%s-%s", tl.binary, version, key))
+	bin := filepath.Join(dir, tl.binary)
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lock(t.Context(), dir+".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("build %s: the go command is needed: %v", tl.binary, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
+	defer cancel()
+	tmp := dir + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	t.Logf("building %s %s into %s (first time only: several minutes)", tl.binary, version, dir)
+	ldflags := "-s -w"
+	if tl.versionVar != "" {
+		ldflags += " -X " + tl.versionVar + "=" + version
+	}
+	cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags="+ldflags, "-o", filepath.Join(tmp, tl.binary), tl.pkg)
+	cmd.Dir = modDir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly")
+	if os.Getenv("GOTOOLCHAIN") == "" {
+		cmd.Env = append(cmd.Env, "GOTOOLCHAIN=auto")
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s %s: %v\n%s", tl.binary, version, err, out)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built %s %s in %s", tl.binary, version, time.Since(start).Round(time.Second))
+	return bin
+}
+
+// cacheKey names a build after a hash of the tools module's go.mod and go.sum and the
+// platform, and returns the version of module it requires.
+func cacheKey(modDir, module string) (key, version string, err error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "recipe 1 %s/%s\n", runtime.GOOS, runtime.GOARCH)
+	for _, name := range []string{"go.mod", "go.sum"} {
+		data, err := os.ReadFile(filepath.Join(modDir, name))
+		if err != nil {
+			return "", "", fmt.Errorf("read tools module: %w", err)
+		}
+		fmt.Fprintf(h, "%s %d\n", name, len(data))
+		h.Write(data)
+		if name == "go.mod" {
+			s := bufio.NewScanner(bytes.NewReader(data))
+			for s.Scan() {
+				f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(s.Text()), "require "))
+				if len(f) >= 2 && f[0] == module {
+					version = f[1]
+				}
+			}
+		}
+	}
+	if version == "" {
+		return "", "", fmt.Errorf("%s/go.mod does not require %s", modDir, module)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], version, nil
+}
+
+// findToolsDir looks for e2e/tools in the working directory and its parents.
+func findToolsDir() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		tools := filepath.Join(dir, "e2e", "tools")
+		if _, err := os.Stat(filepath.Join(tools, rcloneTool.dir, "go.mod")); err == nil {
+			return tools, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", fmt.Errorf("no e2e/tools/%s/go.mod in %s or a parent", rcloneTool.dir, wd)
+		}
+	}
+}
+
+// lock takes an exclusive flock(2) on path (released by the kernel if the process
+// dies) and returns its release.
+func lock(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("wait for lock %s: %w", path, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// writeCertificates writes a CA and a server certificate for 127.0.0.1 it signed.
+func writeCertificates(t testing.TB, caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "platzwart s3test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, block := range map[string]*pem.Block{
+		caFile:   {Type: "CERTIFICATE", Bytes: caDER},
+		certFile: {Type: "CERTIFICATE", Bytes: der},
+		keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
