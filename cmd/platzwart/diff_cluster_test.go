@@ -187,7 +187,7 @@ func TestDiffAgainstTheCluster(t *testing.T) {
 		fmt.Sprintf("=== %s/demo-memo (memo): upgrade: 2 changed\n", ns),
 		fmt.Sprintf("=== %s/demo-keycloak (keycloak): drift: 1 changed\n", ns),
 		fmt.Sprintf("=== %s/demo-postgresql (postgresql): unchanged\n", ns),
-		"live → planned: 1 upgrade, 1 drift, 2 unchanged\n", // postgresql and valkey
+		"live → planned: 1 upgrade, 1 drift, 3 unchanged\n", // postgresql, valkey and portal
 	} {
 		if !strings.Contains(out, h) {
 			t.Errorf("diff output lacks %q:\n%s", h, out)

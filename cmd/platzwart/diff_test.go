@@ -177,6 +177,8 @@ func TestDiffBetweenRevisions(t *testing.T) {
 		"demo-valkey":        "upgrade",
 		"demo-memo":          "upgrade",
 		"demo-nextcloud":     "unchanged",
+		// The portal's page moves the video tile to Greenlight's host.
+		"demo-portal": "upgrade",
 	}
 	got := headers(out)
 	for rel, action := range want {
@@ -396,6 +398,7 @@ func TestDiffVersionPathBetweenRevisions(t *testing.T) {
 		"demo-postgresql": "upgrade",
 		"demo-valkey":     "unchanged",
 		"demo-nextcloud":  "upgrade",
+		"demo-portal":     "unchanged",
 	}
 	if got := headers(out); !maps.Equal(got, want) {
 		t.Errorf("headers %v, want %v", got, want)
