@@ -43,9 +43,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/platzwart/platzwart/api/v1alpha1"
+	"github.com/platzwart/platzwart/reconciler/backup"
 	"github.com/platzwart/platzwart/reconciler/catalog"
 )
 
@@ -120,7 +120,7 @@ func Upload(t catalog.S3Backups, volume, dir, file string) (corev1.Container, []
 			path.Join(dir, file), Remote(ObjectOf(t, file))},
 		Env:             env,
 		VolumeMounts:    mounts,
-		SecurityContext: restricted(),
+		SecurityContext: backup.ContainerSecurityContext(),
 	}
 	return c, volumes
 }
@@ -143,7 +143,7 @@ func Download(upload corev1.Container, o Object, volume, dir, file string) corev
 		Command:         []string{"rclone", "copyto", "--config=/dev/null", "--verbose", Remote(o), path.Join(dir, file)},
 		Env:             append([]corev1.EnvVar(nil), upload.Env...),
 		VolumeMounts:    mounts,
-		SecurityContext: restricted(),
+		SecurityContext: backup.ContainerSecurityContext(),
 	}
 }
 
@@ -179,14 +179,6 @@ func Secrets(spec corev1.PodSpec, c corev1.Container) []string {
 func secretEnv(name, secret, key string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 		LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key}}}
-}
-
-// restricted is the container security context of the backup and restore Jobs.
-func restricted() *corev1.SecurityContext {
-	return &corev1.SecurityContext{
-		AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
-		Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-	}
 }
 
 func boolString(b bool) string {

@@ -54,9 +54,6 @@ const (
 	LabelBackupOf = "platzwart.io/backup-of"
 	// defaultBackupSize is the size of a workplace's backup claim when it is created.
 	defaultBackupSize = "10Gi"
-	// postgresUID is the user of the official postgres images (and of backup.sh's
-	// files on the claim).
-	postgresUID = 999
 	// AnnotationBackupLocation records, on a backup Job's pod template, where the
 	// dump goes: a v1alpha1.BackupLocation in JSON.
 	AnnotationBackupLocation = "platzwart.io/backup-location"
@@ -267,10 +264,7 @@ func BackupJob(rel *plan.Release, db plan.Database, sts *appsv1.StatefulSet, now
 		Name: backupContainer, Image: server.Image, ImagePullPolicy: server.ImagePullPolicy,
 		Command: []string{"/bin/sh", "/scripts/backup.sh"},
 		Env:     env,
-		SecurityContext: &corev1.SecurityContext{
-			AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
-			Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		},
+		SecurityContext: backup.ContainerSecurityContext(),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "scripts", MountPath: "/scripts", ReadOnly: true},
 			{Name: backupsVolume, MountPath: backupDir},
@@ -323,10 +317,7 @@ func BackupJob(rel *plan.Release, db plan.Database, sts *appsv1.StatefulSet, now
 					RestartPolicy:                corev1.RestartPolicyNever,
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](postgresUID), RunAsGroup: ptr.To[int64](postgresUID),
-						FSGroup: ptr.To[int64](postgresUID), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
+					SecurityContext: backup.PodSecurityContext(),
 					InitContainers: initContainers,
 					Containers:     containers,
 					Volumes:        volumes,

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/platzwart/platzwart/reconciler/backup"
 	"github.com/platzwart/platzwart/reconciler/rclone"
 	"github.com/platzwart/platzwart/reconciler/release"
 )
@@ -23,9 +24,6 @@ const (
 	serverContainer = "postgresql"
 	// restoreContainer is the container of the restore Job.
 	restoreContainer = "restore"
-	// postgresUID is the user of the official postgres images and of the dumps
-	// backup.sh wrote on the claim.
-	postgresUID = 999
 )
 
 // serverEnv returns the libpq environment of a Job that connects to the server as
@@ -117,19 +115,13 @@ func NewJob(b Backup, sts *appsv1.StatefulSet, name string) (*batchv1.Job, error
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
 					ImagePullSecrets:             sts.Spec.Template.Spec.ImagePullSecrets,
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](postgresUID), RunAsGroup: ptr.To[int64](postgresUID),
-						FSGroup: ptr.To[int64](postgresUID), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
+					SecurityContext: backup.PodSecurityContext(),
 					InitContainers: initContainers,
 					Containers: []corev1.Container{{
 						Name: restoreContainer, Image: server.Image, ImagePullPolicy: server.ImagePullPolicy,
 						Command: []string{"/bin/sh", "/scripts/restore.sh"},
 						Env:     env,
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
-							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
+						SecurityContext: backup.ContainerSecurityContext(),
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "scripts", MountPath: "/scripts", ReadOnly: true},
 							// restore.sh only reads the dump.
