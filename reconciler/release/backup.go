@@ -262,8 +262,8 @@ func BackupJob(rel *plan.Release, db plan.Database, sts *appsv1.StatefulSet, now
 
 	dump := corev1.Container{
 		Name: backupContainer, Image: server.Image, ImagePullPolicy: server.ImagePullPolicy,
-		Command: []string{"/bin/sh", "/scripts/backup.sh"},
-		Env:     env,
+		Command:         []string{"/bin/sh", "/scripts/backup.sh"},
+		Env:             env,
 		SecurityContext: backup.ContainerSecurityContext(),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "scripts", MountPath: "/scripts", ReadOnly: true},
@@ -317,10 +317,10 @@ func BackupJob(rel *plan.Release, db plan.Database, sts *appsv1.StatefulSet, now
 					RestartPolicy:                corev1.RestartPolicyNever,
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
-					SecurityContext: backup.PodSecurityContext(),
-					InitContainers: initContainers,
-					Containers:     containers,
-					Volumes:        volumes,
+					SecurityContext:              backup.PodSecurityContext(),
+					InitContainers:               initContainers,
+					Containers:                   containers,
+					Volumes:                      volumes,
 				},
 			},
 		},

@@ -115,12 +115,12 @@ func NewJob(b Backup, sts *appsv1.StatefulSet, name string) (*batchv1.Job, error
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
 					ImagePullSecrets:             sts.Spec.Template.Spec.ImagePullSecrets,
-					SecurityContext: backup.PodSecurityContext(),
-					InitContainers: initContainers,
+					SecurityContext:              backup.PodSecurityContext(),
+					InitContainers:               initContainers,
 					Containers: []corev1.Container{{
 						Name: restoreContainer, Image: server.Image, ImagePullPolicy: server.ImagePullPolicy,
-						Command: []string{"/bin/sh", "/scripts/restore.sh"},
-						Env:     env,
+						Command:         []string{"/bin/sh", "/scripts/restore.sh"},
+						Env:             env,
 						SecurityContext: backup.ContainerSecurityContext(),
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "scripts", MountPath: "/scripts", ReadOnly: true},
