@@ -438,7 +438,11 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step, g *Guard
 				return
 			}
 			rev, ready, drifted, err := e.applyOne(ctx, cfg, live, g, s, start, &out.Backups)
-			if declaresStop(s.planned) && classify(err) != FailureInterrupted && classify(err) != FailureLocked {
+			// Not on a release that stays as it is: a step marks its revision ready only
+			// once its consumers are back, so a ready, unchanged release has none
+			// stopped (and a no-op reconcile reads nothing more).
+			if declaresStop(s.planned) && (s.Action != ActionUnchanged || s.unconfirmed) &&
+				classify(err) != FailureInterrupted && classify(err) != FailureLocked {
 				// Consumers a step stopped get their replicas back once the step is
 				// over, succeeded or not, also when an earlier run stopped them and
 				// was killed; an interrupted step leaves them stopped for the next
@@ -676,7 +680,8 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 			e.pathProgress(s, i, len(path), step.Version, "upgrade", time.Since(start))
 			e.progress(s.Release, "upgrade", time.Since(start), why)
 			post := migrating && hasPhase(step, deployed, catalog.PhasePost)
-			version, ready, drifted, err := e.upgrade(ctx, wctx, wait, cfg, s, step, good, start, post)
+			stops := migrating && stopsConsumers(step, deployed)
+			version, ready, drifted, err := e.upgrade(ctx, wctx, wait, cfg, s, step, good, start, post || stops)
 			if err != nil {
 				if errors.Is(err, errInterrupted) || errors.Is(err, ErrLeaseLost) {
 					return version, ready, drifted, err
@@ -694,6 +699,16 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 					}
 					rv, rready, _, rerr := e.rollback(ctx, wctx, cfg, s, start, err, good)
 					return rv, rready, nil, pathError(s, path, i, rerr, *backups)
+				}
+			}
+			if post || stops {
+				// The consumers come back before the revision is marked ready: a
+				// process stopped in between leaves it unconfirmed, and the next run
+				// (confirm) gives them back.
+				if stops {
+					if err := e.startConsumers(wctx, s, start); err != nil {
+						return version, true, nil, pathError(s, path, i, fmt.Errorf("starting the consumers again: %w", err), *backups)
+					}
 				}
 				if err := markReady(cfg, rel.Name, version); err != nil {
 					return version, true, nil, err
@@ -859,6 +874,11 @@ func (e *Engine) confirm(ctx, wctx context.Context, cfg *action.Configuration, s
 					return e.rollback(ctx, wctx, cfg, s, start, err, prev)
 				}
 				return s.Revision, false, nil, err
+			}
+		}
+		if declaresStop(rel) {
+			if err := e.startConsumers(wctx, s, start); err != nil {
+				return s.Revision, true, nil, fmt.Errorf("starting the consumers of %s again: %w", s.Release, err)
 			}
 		}
 		e.progress(s.Release, "ready", time.Since(start), fmt.Sprintf("revision %d", s.Revision))
