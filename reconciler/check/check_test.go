@@ -76,26 +76,12 @@ spec:
     bigbluebutton:
       servers: [{url: "https://bbb.example.org/bigbluebutton/", secret: {name: bbb, key: secret}}]
 `
-	if err := os.WriteFile(filepath.Join(dir, "workplace.yaml"), []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := load.Dir(dir, platzwart.Builtin(), ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := plan.Build(repo.Workplaces[0], repo.Catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := kubernetes.NewForConfigOrDie(c.Config())
-	if _, err := (&secrets.Manager{Client: cs}).Ensure(t.Context(), checkedSecrets(p), nil); err != nil {
-		t.Fatal(err)
-	}
+	p, cat, _ := planWithSecrets(t, c, dir, ns, doc)
 	cl, err := client.New(c.Config(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &workplace{plan: p, catalog: repo.Catalog, reader: cl, secrets: map[string]string{}}
+	w := &workplace{plan: p, catalog: cat, reader: cl, secrets: map[string]string{}}
 	reader := KubeSecrets{Reader: cl}
 	tlsData, err := reader.SecretData(t.Context(), ns, contract.TLSSecret(name))
 	if err != nil {
@@ -104,7 +90,7 @@ spec:
 	if w.cert, err = tls.X509KeyPair(tlsData["tls.crt"], tlsData["tls.key"]); err != nil {
 		t.Fatal(err)
 	}
-	if w.exp, err = expect(p, repo.Catalog); err != nil {
+	if w.exp, err = expect(p, cat); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range w.exp.clients {
@@ -720,4 +706,26 @@ func TestGreenlight(t *testing.T) {
 			t.Errorf("failures %v, want 3", got)
 		}
 	})
+}
+
+// planWithSecrets writes the Workplace document doc into dir, plans it with the
+// built-in catalog and creates the Secrets the checks read in namespace ns.
+func planWithSecrets(t *testing.T, c *cluster.Cluster, dir, ns, doc string) (*plan.Plan, *catalog.Catalog, kubernetes.Interface) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "workplace.yaml"), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := load.Dir(dir, platzwart.Builtin(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Build(repo.Workplaces[0], repo.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(c.Config())
+	if _, err := (&secrets.Manager{Client: cs}).Ensure(t.Context(), checkedSecrets(p), nil); err != nil {
+		t.Fatal(err)
+	}
+	return p, repo.Catalog, cs
 }

@@ -3,8 +3,6 @@ package check
 import (
 	"crypto/rand"
 	"crypto/tls"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -19,9 +17,6 @@ import (
 	"github.com/platzwart/platzwart/e2e/cluster"
 	"github.com/platzwart/platzwart/reconciler/catalog"
 	"github.com/platzwart/platzwart/reconciler/contract"
-	"github.com/platzwart/platzwart/reconciler/load"
-	"github.com/platzwart/platzwart/reconciler/plan"
-	"github.com/platzwart/platzwart/reconciler/secrets"
 )
 
 // externalIssuer is the organisation's provider: not Keycloak's URL layout, on a host
@@ -71,22 +66,7 @@ spec:
       issuerURL: ` + externalIssuer + `
       clients:
 ` + clients.String()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "workplace.yaml"), []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := load.Dir(dir, platzwart.Builtin(), ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := plan.Build(repo.Workplaces[0], repo.Catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := kubernetes.NewForConfigOrDie(c.Config())
-	if _, err := (&secrets.Manager{Client: cs}).Ensure(t.Context(), checkedSecrets(p), nil); err != nil {
-		t.Fatal(err)
-	}
+	p, cat, cs := planWithSecrets(t, c, t.TempDir(), ns, doc)
 	if _, err := cs.CoreV1().Secrets(ns).Create(t.Context(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: operatorSecret}, Data: secretData}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -95,7 +75,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &workplace{plan: p, catalog: repo.Catalog, reader: cl, secrets: map[string]string{}}
+	w := &workplace{plan: p, catalog: cat, reader: cl, secrets: map[string]string{}}
 	tlsData, err := KubeSecrets{Reader: cl}.SecretData(t.Context(), ns, contract.TLSSecret("demo"))
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +83,7 @@ spec:
 	if w.cert, err = tls.X509KeyPair(tlsData["tls.crt"], tlsData["tls.key"]); err != nil {
 		t.Fatal(err)
 	}
-	if w.exp, err = expect(p, repo.Catalog); err != nil {
+	if w.exp, err = expect(p, cat); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range w.exp.clients {
