@@ -98,7 +98,7 @@ func catalogEntries(cat *catalog.Catalog) []catalogEntry {
 		})
 	}
 	order := map[string]int{}
-	for i, name := range []string{contract.Identity, contract.Chat, contract.Video, contract.Files, contract.Office, contract.Portal, contract.Postgres, contract.Redis} {
+	for i, name := range []string{contract.Identity, contract.Chat, contract.Video, contract.Files, contract.Office, contract.Mail, contract.Portal, contract.Postgres, contract.Redis} {
 		order[name] = i
 	}
 	sort.Slice(entries, func(i, j int) bool {

@@ -49,6 +49,10 @@ type ComponentSpec struct {
 	Optional []string `json:"optional,omitempty"`
 	// Hosts are the public hostnames the component serves.
 	Hosts []Host `json:"hosts,omitempty"`
+	// DNS are the records the component needs in the workplace's zone beyond the
+	// address records of its hosts (MX, SPF, DKIM, DMARC, SRV, ...): `platzwart dns`
+	// lists them and `platzwart check` compares them with what DNS answers.
+	DNS []DNSRecord `json:"dns,omitempty"`
 	// OIDCClient is the client the component needs at the identity provider.
 	OIDCClient *OIDCClient `json:"oidcClient,omitempty"`
 	// Tile is how the workplace's portal lists the component; nil = not listed.
@@ -178,6 +182,50 @@ type Host struct {
 	Name string `json:"name"`
 	// Subdomain is prepended to the workplace domain; "" or "@" is the domain itself.
 	Subdomain string `json:"subdomain"`
+	// Service, when set, says the host is reached at the external address of the
+	// chart's Service <release>-<service> (a LoadBalancer or NodePort for non-HTTP
+	// protocols such as SMTP and IMAP) rather than at the routing's ingress or
+	// gateway: `platzwart dns` points the host's address records there.
+	Service string `json:"service,omitempty"`
+}
+
+// DNS record types a component may declare besides its hosts' address records.
+const (
+	DNSMX    = "MX"
+	DNSTXT   = "TXT"
+	DNSSRV   = "SRV"
+	DNSCNAME = "CNAME"
+	// DNSDKIM is a TXT record at <selector>._domainkey carrying the public half of
+	// a generated private key (v=DKIM1; k=rsa; p=...), derived when the records are
+	// listed: the private key never leaves its Secret.
+	DNSDKIM = "DKIM"
+)
+
+// DNSRecord is one record of the workplace's zone a component needs.
+type DNSRecord struct {
+	// Type is MX, TXT, SRV, CNAME or DKIM.
+	Type string `json:"type"`
+	// Name is relative to the workplace's domain: "@" for the domain itself,
+	// "_dmarc", "_submissions._tcp", "autoconfig". Not used by DKIM (its name is
+	// <selector>._domainkey).
+	Name string `json:"name,omitempty"`
+	// TTL in seconds (default 3600).
+	TTL int `json:"ttl,omitempty"`
+	// Host is the key of one of the component's hosts: the target of MX, SRV and
+	// CNAME records.
+	Host string `json:"host,omitempty"`
+	// Priority of MX and SRV records; Weight and Port of SRV records.
+	Priority int `json:"priority,omitempty"`
+	Weight   int `json:"weight,omitempty"`
+	Port     int `json:"port,omitempty"`
+	// Text of a TXT record: a template with the context of a tile's path
+	// (.Workplace, .Hosts, ...), e.g. "v=DMARC1; p=quarantine".
+	Text string `json:"text,omitempty"`
+	// Selector, Secret and Key make a DKIM record: the DKIM selector, the name of
+	// one of spec.secrets and the key in it holding the private key (format rsa).
+	Selector string `json:"selector,omitempty"`
+	Secret   string `json:"secret,omitempty"`
+	Key      string `json:"key,omitempty"`
 }
 
 // Tile is a component's entry on the workplace's start page (the portal capability):

@@ -18,6 +18,7 @@ const (
 	Postgres = "postgres"
 	Redis    = "redis"
 	Portal   = "portal"
+	Mail     = "mail"
 )
 
 // Capability is a role in the workplace and its contract.
@@ -48,8 +49,11 @@ func Lookup(name string) (Capability, bool) {
 		return Capability{Name: name, Exports: []string{"url"},
 			Description: "file sync and share"}, true
 	case Office:
-		return Capability{Name: name, Exports: []string{"url"},
+		return Capability{Name: name, Exports: []string{"url", "kind"},
 			Description: "collaborative editing of office documents (WOPI)"}, true
+	case Mail:
+		return Capability{Name: name, Exports: []string{"url", "host", "domain", "smtpHost", "smtpPort"},
+			Description: "mail, calendars and contacts: web client, IMAP, SMTP submission, CalDAV and CardDAV"}, true
 	case Portal:
 		return Capability{Name: name, Exports: []string{"url"},
 			Description: "a start page listing every selected app (its tile) behind single sign-on"}, true
@@ -65,7 +69,7 @@ func Lookup(name string) (Capability, bool) {
 
 // Names returns every capability name, sorted.
 func Names() []string {
-	names := []string{Identity, Chat, Video, Files, Office, Postgres, Redis, Portal}
+	names := []string{Identity, Chat, Video, Files, Office, Postgres, Redis, Portal, Mail}
 	sort.Strings(names)
 	return names
 }
