@@ -80,6 +80,22 @@ func newCatalogCommand() *cobra.Command {
 	return cmd
 }
 
+// capabilityRank orders the listing: the built-in applications in the order people
+// think of a workplace, then any a repository declares (alphabetically), then the
+// infrastructure.
+func capabilityRank(name string) int {
+	for i, n := range []string{contract.Identity, contract.Chat, contract.Video, contract.Files, contract.Office, contract.Mail, contract.Portal} {
+		if n == name {
+			return i
+		}
+	}
+	switch name {
+	case contract.Postgres, contract.Redis:
+		return 101
+	}
+	return 100
+}
+
 // catalogEntries lists the components by capability, then name.
 func catalogEntries(cat *catalog.Catalog) []catalogEntry {
 	entries := make([]catalogEntry, 0, len(cat.Components))
@@ -97,15 +113,15 @@ func catalogEntries(cat *catalog.Catalog) []catalogEntry {
 			Source:      c.File,
 		})
 	}
-	order := map[string]int{}
-	for i, name := range []string{contract.Identity, contract.Chat, contract.Video, contract.Files, contract.Office, contract.Mail, contract.Portal, contract.Postgres, contract.Redis} {
-		order[name] = i
-	}
 	sort.Slice(entries, func(i, j int) bool {
-		if entries[i].Capability != entries[j].Capability {
-			return order[entries[i].Capability] < order[entries[j].Capability]
+		a, b := entries[i], entries[j]
+		if ra, rb := capabilityRank(a.Capability), capabilityRank(b.Capability); ra != rb {
+			return ra < rb
 		}
-		return entries[i].Component < entries[j].Component
+		if a.Capability != b.Capability {
+			return a.Capability < b.Capability
+		}
+		return a.Component < b.Component
 	})
 	return entries
 }

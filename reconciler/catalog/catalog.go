@@ -1,6 +1,7 @@
-// Package catalog loads the components, profiles and charts a workplace can use: the
-// built-in ones embedded in the binary, extended and overridden by a workplace
-// repository's own components/, profiles/ and charts/ folders.
+// Package catalog loads the capabilities, components, profiles and charts a
+// workplace can use: the built-in ones embedded in the binary, extended and
+// overridden by a workplace repository's own capabilities/, components/, profiles/
+// and charts/ folders.
 package catalog
 
 import (
@@ -28,7 +29,7 @@ import (
 
 // Layer is one source of catalog files: the built-in catalog or a repository.
 type Layer struct {
-	// FS holds components/, profiles/ and charts/ at its root.
+	// FS holds capabilities/, components/, profiles/ and charts/ at its root.
 	FS fs.FS
 	// Label prefixes file paths in messages ("builtin" or the repository path).
 	Label string
@@ -48,6 +49,9 @@ type Catalog struct {
 	Components map[string]*Component
 	// Profiles by name.
 	Profiles map[string]*Profile
+	// Capabilities are the application capabilities declared as data, by name; the
+	// grant capabilities are code (contract.Grant). Use Capability to look one up.
+	Capabilities map[string]*CapabilityDoc
 
 	layers []Layer // lowest first
 
@@ -70,13 +74,15 @@ type Chart struct {
 // the whole directory. Every problem found is returned, each naming file and field.
 func Load(layers ...Layer) (*Catalog, error) {
 	c := &Catalog{
-		Components: map[string]*Component{},
-		Profiles:   map[string]*Profile{},
-		layers:     layers,
-		charts:     map[string]*Chart{},
+		Components:   map[string]*Component{},
+		Profiles:     map[string]*Profile{},
+		Capabilities: map[string]*CapabilityDoc{},
+		layers:       layers,
+		charts:       map[string]*Chart{},
 	}
 	var errs []error
 	for _, l := range layers {
+		errs = append(errs, c.loadCapabilities(l)...)
 		errs = append(errs, c.loadComponents(l)...)
 		errs = append(errs, c.loadProfiles(l)...)
 	}
@@ -233,8 +239,8 @@ func (c *Catalog) validateComponent(comp *Component) []error {
 	}
 	s := comp.Spec
 	var errs []error
-	if _, ok := contract.Lookup(s.Capability); !ok {
-		errs = append(errs, bad("spec.capability", "unknown capability %q (known: %s)", s.Capability, strings.Join(contract.Names(), ", ")))
+	if _, ok := c.Capability(s.Capability); !ok {
+		errs = append(errs, bad("spec.capability", "%v", c.unknownCapability(s.Capability)))
 	}
 	if s.Licence == "" {
 		errs = append(errs, bad("spec.licence", "required (an SPDX identifier)"))
@@ -258,8 +264,8 @@ func (c *Catalog) validateComponent(comp *Component) []error {
 		if i >= len(s.Consumes) {
 			field = fmt.Sprintf("spec.optional[%d]", i-len(s.Consumes))
 		}
-		if _, ok := contract.Lookup(capName); !ok {
-			errs = append(errs, bad(field, "unknown capability %q (known: %s)", capName, strings.Join(contract.Names(), ", ")))
+		if _, ok := c.Capability(capName); !ok {
+			errs = append(errs, bad(field, "%v", c.unknownCapability(capName)))
 		}
 		if capName == s.Capability {
 			errs = append(errs, bad(field, "a component cannot consume its own capability %q", capName))
@@ -451,8 +457,8 @@ func (c *Catalog) validateProfile(p *Profile) []error {
 
 // CheckSelection reports whether component may fill capability capName.
 func (c *Catalog) CheckSelection(capName, component string) error {
-	if _, ok := contract.Lookup(capName); !ok {
-		return fmt.Errorf("unknown capability %q (known: %s)", capName, strings.Join(contract.Names(), ", "))
+	if _, ok := c.Capability(capName); !ok {
+		return c.unknownCapability(capName)
 	}
 	if component == v1alpha1.None {
 		return nil

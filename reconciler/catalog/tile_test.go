@@ -25,7 +25,10 @@ spec:
   hosts:
     - {name: files, subdomain: files}
 ` + tile
-	fsys := fstest.MapFS{"components/x/component.yaml": &fstest.MapFile{Data: []byte(doc)}}
+	fsys := fstest.MapFS{
+		"capabilities/files.yaml":     &fstest.MapFile{Data: []byte(filesCapability)},
+		"components/x/component.yaml": &fstest.MapFile{Data: []byte(doc)},
+	}
 	for name, content := range files {
 		fsys["components/x/"+name] = &fstest.MapFile{Data: []byte(content)}
 	}

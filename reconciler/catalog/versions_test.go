@@ -24,6 +24,7 @@ spec:
     image: {tag: "2.0.0"}
 ` + versions
 	return fstest.MapFS{
+		"capabilities/files.yaml":     &fstest.MapFile{Data: []byte(filesCapability)},
 		"components/x/component.yaml": &fstest.MapFile{Data: []byte(doc)},
 		"charts/x/Chart.yaml":         &fstest.MapFile{Data: []byte("apiVersion: v2\nname: x\nversion: 0.1.0\n")},
 		"charts/old/Chart.yaml":       &fstest.MapFile{Data: []byte("apiVersion: v2\nname: x\nversion: 0.0.9\n")},

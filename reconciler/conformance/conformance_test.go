@@ -133,7 +133,7 @@ func selections(t *testing.T, cat *catalog.Catalog) []map[string]string {
 		t.Fatal("no built-in profile base")
 	}
 	out := []map[string]string{{}}
-	for _, capName := range contract.Names() {
+	for _, capName := range cat.CapabilityNames() {
 		for _, name := range cat.ByCapability(capName) {
 			if base.Spec.Components[capName] != name {
 				out = append(out, map[string]string{capName: name})

@@ -1,24 +1,30 @@
-// Package contract defines the capabilities of a workplace and what their providers
-// export and their consumers receive. Components are open (any catalog may add one);
-// capabilities are this fixed set, because the wiring of each is code.
+// Package contract defines the grant capabilities of a workplace (identity, postgres,
+// redis: what their providers export and mint for each consumer) and the names of the
+// Secrets that wiring creates. Application capabilities are data in the catalog
+// (reconciler/catalog CapabilityDoc); components are open (any catalog may add one).
 package contract
 
 import (
 	"fmt"
-	"sort"
 )
 
-// Capability names.
+// Names of the capabilities the code refers to. Identity, Postgres and Redis are the
+// grant capabilities: their wiring (an OIDC client, a database and user, a key-value
+// login per consumer) is code, see Grant. The others are application capabilities,
+// declared as data in the built-in catalog's capabilities/ folder like any an
+// operator's repository adds (docs/adr/0014-application-capabilities-are-data.md);
+// their names are here only where code treats them specially (probes by kind).
 const (
 	Identity = "identity"
-	Chat     = "chat"
-	Video    = "video"
-	Files    = "files"
-	Office   = "office"
 	Postgres = "postgres"
 	Redis    = "redis"
-	Portal   = "portal"
-	Mail     = "mail"
+
+	Chat   = "chat"
+	Video  = "video"
+	Files  = "files"
+	Office = "office"
+	Portal = "portal"
+	Mail   = "mail"
 )
 
 // Capability is a role in the workplace and its contract.
@@ -33,30 +39,12 @@ type Capability struct {
 	Description string
 }
 
-// Lookup returns the capability of that name.
-func Lookup(name string) (Capability, bool) {
+// Grant returns the grant capability of that name: identity, postgres or redis.
+func Grant(name string) (Capability, bool) {
 	switch name {
 	case Identity:
 		return Capability{Name: name, Exports: []string{"issuerURL"},
 			Description: "single sign-on: an OIDC issuer and one client per consuming component"}, true
-	case Chat:
-		return Capability{Name: name, Exports: []string{"url"},
-			Description: "team chat: a web client and its server"}, true
-	case Video:
-		return Capability{Name: name, Exports: []string{"url", "kind"},
-			Description: "video conferencing"}, true
-	case Files:
-		return Capability{Name: name, Exports: []string{"url"},
-			Description: "file sync and share"}, true
-	case Office:
-		return Capability{Name: name, Exports: []string{"url", "kind"},
-			Description: "collaborative editing of office documents (WOPI)"}, true
-	case Mail:
-		return Capability{Name: name, Exports: []string{"url", "host", "domain", "smtpHost", "smtpPort"},
-			Description: "mail, calendars and contacts: web client, IMAP, SMTP submission, CalDAV and CardDAV"}, true
-	case Portal:
-		return Capability{Name: name, Exports: []string{"url"},
-			Description: "a start page listing every selected app (its tile) behind single sign-on"}, true
 	case Postgres:
 		return Capability{Name: name, Infrastructure: true, Exports: []string{"host", "port"},
 			Description: "PostgreSQL: one database and one user per consumer"}, true
@@ -67,12 +55,8 @@ func Lookup(name string) (Capability, bool) {
 	return Capability{}, false
 }
 
-// Names returns every capability name, sorted.
-func Names() []string {
-	names := []string{Identity, Chat, Video, Files, Office, Postgres, Redis, Portal, Mail}
-	sort.Strings(names)
-	return names
-}
+// GrantNames returns the grant capabilities' names, sorted.
+func GrantNames() []string { return []string{Identity, Postgres, Redis} }
 
 // SecretRef points at one key of a Secret in the workplace's namespace.
 type SecretRef struct {

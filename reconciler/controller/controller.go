@@ -51,7 +51,7 @@ type Options struct {
 	// Workplaces created in the cluster by other means.
 	Source source.Options
 	// Path is the folder of the repository holding the Workplaces and the repository's
-	// own components/, profiles/ and charts/.
+	// own capabilities/, components/, profiles/ and charts/.
 	Path string
 	// Interval is how often Git is polled.
 	Interval time.Duration

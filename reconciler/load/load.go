@@ -54,7 +54,7 @@ type Repository struct {
 // isCatalogDir reports whether a top-level folder holds catalog files, not Workplaces.
 func isCatalogDir(name string) bool {
 	switch name {
-	case "components", "profiles", "charts":
+	case "capabilities", "components", "profiles", "charts":
 		return true
 	}
 	return false

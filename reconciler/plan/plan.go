@@ -60,6 +60,10 @@ type Plan struct {
 	CASecret *v1alpha1.SecretKeyRef `json:"caSecret,omitempty"`
 	// Identity is the identity provider and its consumers' clients; nil without one.
 	Identity *Identity `json:"identity,omitempty"`
+	// Routing is the workplace's routing, the profile's merged with the workplace's
+	// own: where the public hosts are reached (`platzwart dns` reads the ingress
+	// controller's or the Gateway's address from it).
+	Routing v1alpha1.Routing `json:"-"`
 }
 
 // App is a selected component's tile on the start page, its URL resolved.
@@ -294,6 +298,7 @@ func (b *builder) build() (*Plan, error) {
 		p.Secrets = append(p.Secrets, Secret{Name: tlsSecret, Type: "kubernetes.io/tls", DNSNames: []string{w.Spec.Domain, "*." + w.Spec.Domain}})
 	}
 	p.CASecret = trustedCA(routing)
+	p.Routing = b.mergedRouting()
 
 	// Exports first: they depend only on the provider itself.
 	for _, name := range order {
@@ -523,13 +528,19 @@ func (b *builder) order() ([]string, error) {
 	return out, nil
 }
 
-// routing computes the routing value every chart receives, and the name of the
-// self-signed wildcard Secret when the TLS mode asks for one.
-func (b *builder) routing() (map[string]any, string) {
+// mergedRouting is the profile's routing with the workplace's over it.
+func (b *builder) mergedRouting() v1alpha1.Routing {
 	r := b.profile.routing
 	if o := b.w.Spec.Routing; o != nil {
 		r = mergeRouting(r, *o)
 	}
+	return r
+}
+
+// routing computes the routing value every chart receives, and the name of the
+// self-signed wildcard Secret when the TLS mode asks for one.
+func (b *builder) routing() (map[string]any, string) {
+	r := b.mergedRouting()
 	mode := strings.ToLower(string(r.Mode))
 	if mode == "" {
 		mode = "ingress"
@@ -621,7 +632,7 @@ func (b *builder) releaseOrName(c *component) string {
 // export renders a provider's exports and checks them against its capability's contract.
 func (b *builder) export(c *component, ctx map[string]any) error {
 	def := c.def
-	capDef, _ := contract.Lookup(def.Spec.Capability)
+	capDef, _ := b.cat.Capability(def.Spec.Capability)
 	c.exports = map[string]any{}
 	if strings.TrimSpace(def.Spec.Exports) != "" {
 		t, err := catalog.ParseTemplate(def.Metadata.Name+" exports", def.Spec.Exports)
@@ -872,9 +883,9 @@ func (b *builder) releaseAt(c *component, routing map[string]any, vi int) (*Rele
 	ctx["Uses"] = deepCopy(c.uses)
 	ctx["Consumers"] = c.consumers
 	ctx["Version"] = c.versionName(vi)
-	if def.Spec.Capability == contract.Portal {
-		ctx["Apps"] = appsValue(b.apps)
-	}
+	// Every component may list the workplace's apps (the portal does); a tile that
+	// changes re-renders only the components whose templates read .Apps.
+	ctx["Apps"] = appsValue(b.apps)
 	t, err := catalog.ParseTemplate(def.Metadata.Name+" values", def.Spec.Values)
 	if err != nil {
 		return nil, b.componentError(c, "spec.values", err)
