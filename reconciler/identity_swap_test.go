@@ -17,7 +17,8 @@ var externalIdentity = map[string]string{
 		"        synapse: {clientID: corp-synapse, clientSecret: {name: corp-oidc, key: synapse}}\n" +
 		"        jitsi: {clientID: corp-jitsi, clientSecret: {name: corp-oidc, key: jitsi}}\n" +
 		"        bigbluebutton: {clientID: corp-bbb, clientSecret: {name: corp-oidc, key: bbb}}\n" +
-		"        portal: {clientID: corp-portal, clientSecret: {name: corp-oidc, key: portal}}\n",
+		"        portal: {clientID: corp-portal, clientSecret: {name: corp-oidc, key: portal}}\n" +
+		"        stalwart: {clientID: corp-mail, clientSecret: {name: corp-oidc, key: stalwart}}\n",
 }
 
 // TestSwapIdentityExternal swaps keycloak for external-oidc and back on the local
@@ -34,12 +35,14 @@ func TestSwapIdentityExternal(t *testing.T) {
 		t.Fatalf("keycloak not installed: %v", before)
 	}
 	consumers := []string{"jitsi", "nextcloud", "synapse"}
-	if _, ok := before["portal"]; ok {
-		consumers = append(consumers, "portal")
+	for _, optional := range []string{"portal", "stalwart"} {
+		if _, ok := before[optional]; ok {
+			consumers = append(consumers, optional)
+		}
 	}
 	// The operator's Secret with the secrets the provider issued.
 	data := map[string][]byte{}
-	for _, k := range []string{"nextcloud", "synapse", "jitsi", "bbb", "portal"} {
+	for _, k := range []string{"nextcloud", "synapse", "jitsi", "bbb", "portal", "stalwart"} {
 		data[k] = []byte("issued-by-the-provider-for-" + k)
 	}
 	if _, err := e.cluster.Clientset.CoreV1().Secrets(e.ns).Create(t.Context(), &corev1.Secret{

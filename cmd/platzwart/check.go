@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,8 +12,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/platzwart/platzwart/reconciler/catalog"
 	"github.com/platzwart/platzwart/reconciler/check"
+	"github.com/platzwart/platzwart/reconciler/dns"
 	"github.com/platzwart/platzwart/reconciler/plan"
 )
 
@@ -23,6 +27,8 @@ type checkFlags struct {
 	caFile  string
 	address string
 	resolve []string
+	// resolver is the DNS server the records are checked at (host:port).
+	resolver string
 }
 
 func newCheckCommand(g *globalFlags) *cobra.Command {
@@ -57,6 +63,7 @@ non-zero when a check fails; each failure says why and what to do.`,
 	fl.StringVar(&f.caFile, "ca-file", "", "PEM file with the CA to trust instead of the workplace's CA Secret")
 	fl.StringVar(&f.address, "address", "", "dial every host of the workplace at this address, ip or ip:port (port default 443); an external identity provider is dialled where it resolves")
 	fl.StringArrayVar(&f.resolve, "resolve", nil, "dial one host at an address, host=ip or host=ip:port (repeatable)")
+	fl.StringVar(&f.resolver, "resolver", "", "DNS server (host:port) to compare the workplace's records with (default: the system's; with --address or --resolve, DNS is checked only when this is set)")
 	return cmd
 }
 
@@ -95,10 +102,12 @@ func runCheck(cmd *cobra.Command, args []string, g *globalFlags, f *checkFlags) 
 		return joinErrors(errs)
 	}
 	opts := check.Options{Timeout: f.timeout, CA: ca, Address: f.address, Resolve: resolve}
+	var reader client.Reader // the cluster, for the secrets and the DNS records
 	if c, err := connect(g); err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "no cluster access (%v): the CA and client secrets cannot be read\n", err)
 	} else {
-		opts.Secrets = check.KubeSecrets{Reader: c.Client}
+		reader = c.Client
+		opts.Secrets = check.KubeSecrets{Reader: reader}
 	}
 	opts.Progress = checkProgress(cmd.ErrOrStderr())
 
@@ -106,6 +115,9 @@ func runCheck(cmd *cobra.Command, args []string, g *globalFlags, f *checkFlags) 
 	failed := 0
 	for _, p := range plans {
 		fmt.Fprintf(cmd.ErrOrStderr(), "checking workplace %s/%s\n", p.Namespace, p.Workplace)
+		if opts.DNS, err = dnsCheck(cmd.Context(), p, repo.Catalog, reader, f); err != nil {
+			return err
+		}
 		rep, err := check.Run(cmd.Context(), p, repo.Catalog, opts)
 		if err != nil {
 			return err
@@ -176,4 +188,28 @@ func printReports(w io.Writer, out printer, reports []*check.Report) error {
 			}
 		}
 	})
+}
+
+// dnsCheck is what the DNS checks of p compare: its records (addresses and DKIM keys
+// from the cluster when reader is set) at --resolver or the system's resolver. With
+// --address or --resolve and no --resolver, DNS is not expected to point at the
+// workplace yet: the checks are skipped, saying so.
+func dnsCheck(ctx context.Context, p *plan.Plan, cat *catalog.Catalog, reader client.Reader, f *checkFlags) (*check.DNSOptions, error) {
+	if f.resolver == "" && (f.address != "" || len(f.resolve) > 0) {
+		return &check.DNSOptions{Skip: "--address or --resolve says DNS does not point at the workplace yet; pass --resolver to check DNS anyway"}, nil
+	}
+	resolver := f.resolver
+	if resolver == "" {
+		var err error
+		if resolver, err = check.SystemResolver(); err != nil {
+			return &check.DNSOptions{Skip: fmt.Sprintf("%v; pass --resolver", err)}, nil
+		}
+	} else if _, _, err := net.SplitHostPort(resolver); err != nil {
+		return nil, fmt.Errorf("--resolver %q: want host:port", resolver)
+	}
+	recs, err := dns.Records(ctx, p, cat, dns.Options{Reader: reader})
+	if err != nil {
+		return nil, err
+	}
+	return &check.DNSOptions{Records: recs, Resolver: resolver}, nil
 }

@@ -100,7 +100,7 @@ metadata: {name: demo, namespace: ` + ns + `}
 spec:
   domain: wp.example.org
   profile: minikube
-  components: {chat: none, video: none, office: none, portal: none}
+  components: {chat: none, video: none, office: none, portal: none, mail: none}
 `
 	if err := os.WriteFile(filepath.Join(w.dir, "workplace.yaml"), []byte(doc), 0o600); err != nil {
 		t.Fatal(err)

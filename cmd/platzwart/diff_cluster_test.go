@@ -32,7 +32,7 @@ metadata: {name: demo, namespace: %s}
 spec:
   domain: 192.168.49.42.sslip.io
   profile: minikube
-  components: {chat: none, video: none, files: none, office: %s}
+  components: {chat: none, mail: none, video: none, files: none, office: %s}
   values:
     memo: {replicas: %d, apiKey: %q, token: %q}
 `, ns, office, replicas, apiKey, token)

@@ -37,7 +37,7 @@ metadata: {name: demo, namespace: ` + ns + `}
 spec:
   domain: 192.168.49.41.sslip.io
   profile: minikube
-  components: {chat: none, video: ` + video + `, office: memo}
+  components: {chat: none, mail: none, video: ` + video + `, office: memo}
   values:
     valkey: {config: {maxmemory: "` + valkeyMemory + `"}}
     memo: {apiKey: "` + apiKey + `", token: "` + token + `"}
@@ -339,7 +339,7 @@ metadata: {name: demo, namespace: ` + ns + `}
 spec:
   domain: 192.168.49.43.sslip.io
   profile: minikube
-  components: {chat: none, video: none, office: none}
+  components: {chat: none, mail: none, video: none, office: none}
 ` + versions + `  values:
     postgresql: {config: {max_connections: "` + maxConnections + `"}}
 `

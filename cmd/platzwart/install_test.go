@@ -847,8 +847,8 @@ func TestInstalledRBACSufficesForAReconcile(t *testing.T) {
 		return &w
 	}
 	w := waitReady("first install", "")
-	if len(w.Status.Components) != 8 {
-		t.Errorf("status components %+v, want 8", w.Status.Components)
+	if len(w.Status.Components) != 9 {
+		t.Errorf("status components %+v, want 9", w.Status.Components)
 	}
 	if w.Labels[controller.LabelSource] != "t4" {
 		t.Errorf("Workplace labels %v: want %s=t4 (--name is the release name)", w.Labels, controller.LabelSource)
@@ -878,10 +878,10 @@ func TestInstalledRBACSufficesForAReconcile(t *testing.T) {
 	}
 	swapped := strings.NewReplacer("video: jitsi", "video: bigbluebutton\n    files: none", "dataPolicy: Retain", "dataPolicy: Delete").Replace(doc)
 	w = waitReady("swap to bigbluebutton, files off", pushWorkplace(t, repo, swapped))
-	if len(w.Status.Components) != 7 || slices.ContainsFunc(w.Status.Components, func(c v1alpha1.ComponentStatus) bool {
+	if len(w.Status.Components) != 8 || slices.ContainsFunc(w.Status.Components, func(c v1alpha1.ComponentStatus) bool {
 		return c.Component == "jitsi" || c.Component == "nextcloud"
 	}) {
-		t.Errorf("status components after the swap: %+v, want 7 without jitsi and nextcloud", w.Status.Components)
+		t.Errorf("status components after the swap: %+v, want 8 without jitsi and nextcloud", w.Status.Components)
 	}
 	for _, p := range before.Items {
 		got, err := cs.CoreV1().PersistentVolumeClaims(workplaceNS).Get(t.Context(), p.Name, metav1.GetOptions{})

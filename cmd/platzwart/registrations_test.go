@@ -31,7 +31,7 @@ spec:
       issuerURL: https://login.corp.example/realms/staff
       clients:
 `
-	for _, c := range []string{"nextcloud", "synapse", "bigbluebutton", "jitsi", "portal"} {
+	for _, c := range []string{"nextcloud", "synapse", "bigbluebutton", "jitsi", "portal", "stalwart"} {
 		ext += "        " + c + ": {clientID: corp-" + c + ", clientSecret: {name: corp-oidc, key: " + c + "}}\n"
 	}
 	p := planOf(t, ext)

@@ -324,6 +324,7 @@ func (c *Catalog) validateComponent(comp *Component) []error {
 			errs = append(errs, bad("spec.tile.path", "template: %v", err))
 		}
 	}
+	errs = append(errs, validateDNS(s, hosts, bad)...)
 	for i, tc := range s.Trust {
 		field := fmt.Sprintf("spec.trust[%d]", i)
 		if tc.Container == "" {

@@ -99,7 +99,7 @@ func TestBuiltinTiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"keycloak": "Account", "nextcloud": "Files", "synapse": "Chat", "jitsi": "Video", "bigbluebutton": "Video"}
+	want := map[string]string{"keycloak": "Account", "nextcloud": "Files", "synapse": "Chat", "jitsi": "Video", "bigbluebutton": "Video", "meet": "Video", "stalwart": "Mail", "opencloud": "Files"}
 	for name, comp := range c.Components {
 		tile := comp.Spec.Tile
 		switch {

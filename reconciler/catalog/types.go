@@ -218,8 +218,8 @@ type DNSRecord struct {
 	Priority int `json:"priority,omitempty"`
 	Weight   int `json:"weight,omitempty"`
 	Port     int `json:"port,omitempty"`
-	// Text of a TXT record: a template with the context of a tile's path
-	// (.Workplace, .Hosts, ...), e.g. "v=DMARC1; p=quarantine".
+	// Text of a TXT record: a template with .Workplace, .Component, .Release,
+	// .Hosts and .URLs, e.g. "v=DMARC1; p=quarantine" (docs/catalog.md).
 	Text string `json:"text,omitempty"`
 	// Selector, Secret and Key make a DKIM record: the DKIM selector, the name of
 	// one of spec.secrets and the key in it holding the private key (format rsa).

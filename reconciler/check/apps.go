@@ -41,6 +41,9 @@ func (v verdict) ok() bool { return v.reason == "" }
 
 // checkApp runs the probes of one component.
 func (r *runner) checkApp(ctx context.Context, a app, tlsOK map[string]bool, disc *discovery) {
+	if isMail(a) {
+		r.checkMail(ctx, a, tlsOK, disc)
+	}
 	var prev []byte // body of the last probe that passed
 	for _, p := range probesFor(a, r.exp) {
 		body := prev
@@ -86,6 +89,9 @@ func (r *runner) checkApp(ctx context.Context, a app, tlsOK map[string]bool, dis
 			prev = body
 		}
 	}
+	if api := bbbAPIOf(a.values); a.component == "bigbluebutton" && api != nil {
+		r.checkBBBAPI(ctx, a, api, tlsOK)
+	}
 }
 
 // resolveRef resolves a link of a page at base.
@@ -109,12 +115,18 @@ func probesFor(a app, exp *expectations) []probe {
 		return synapseProbes(a, exp)
 	case "nextcloud":
 		return nextcloudProbes(a, exp)
+	case "opencloud":
+		return openCloudProbes(a, exp)
 	case "collabora":
 		return collaboraProbes(a)
+	case "eurooffice":
+		return euroOfficeProbes(a)
 	case "jitsi":
 		return jitsiProbes(a, exp)
 	case "bigbluebutton":
 		return greenlightProbes(a, exp)
+	case "meet":
+		return meetProbes(a, exp)
 	case "portal":
 		return portalProbes(a, exp)
 	}

@@ -140,6 +140,9 @@ type Options struct {
 	Progress func(Result)
 	// Now is the clock certificates are verified at (default time.Now).
 	Now func() time.Time
+	// DNS, when set, compares the workplace's records with what a resolver answers
+	// (checks named CheckDNS); nil checks no DNS.
+	DNS *DNSOptions
 }
 
 // Run checks the deployed workplace of p through its public URLs: TLS of every host,
@@ -208,6 +211,9 @@ func (r *runner) run(ctx context.Context) []Result {
 	for _, a := range r.exp.apps {
 		wg.Go(func() { r.checkApp(ctx, a, tlsOK, disc) })
 	}
+	if r.opts.DNS != nil {
+		wg.Go(func() { r.checkDNS(ctx) })
+	}
 	wg.Wait()
 
 	out := append([]Result(nil), r.results...)
@@ -220,13 +226,14 @@ func (r *runner) run(ctx context.Context) []Result {
 		}
 		// TLS checks run in parallel: by host. The others of one component run one
 		// after the other and keep that order.
-		return out[i].Name == CheckTLS && out[i].Target < out[j].Target
+		// DNS checks too.
+		return (out[i].Name == CheckTLS || out[i].Name == CheckDNS) && out[i].Target < out[j].Target
 	})
 	return out
 }
 
 func nameOrder(name string) int {
-	for i, n := range []string{CheckCA, CheckTLS, CheckDiscovery, CheckClient, CheckRedirect, CheckLogout, CheckApp} {
+	for i, n := range []string{CheckCA, CheckTLS, CheckDiscovery, CheckClient, CheckRedirect, CheckLogout, CheckApp, CheckDNS} {
 		if n == name {
 			return i
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -175,6 +176,9 @@ type ingress struct {
 	mu     sync.Mutex
 	apps   map[string]fixture // by host + path
 	issuer string
+	// mail are the Resolve entries of the mail host's IMAPS and submissions
+	// listeners (mail_test.go).
+	mail map[string]string
 }
 
 func (in *ingress) set(hostPath string, f fixture) {
@@ -249,6 +253,7 @@ func serve(t *testing.T, w *workplace, pv provider, cert *tls.Certificate) *ingr
 	in.server.TLS = &tls.Config{Certificates: []tls.Certificate{c}}
 	in.server.StartTLS()
 	t.Cleanup(in.server.Close)
+	in.mail = mailListeners(t, w, c, nil)
 	return in
 }
 
@@ -282,6 +287,7 @@ func defaultApps(t *testing.T, w *workplace) map[string]fixture {
 		h("meet") + "/health_check":                           file(t, "greenlight-health-check.txt"),
 		h("meet") + "/api/v1/env.json":                        file(t, "greenlight-env.json"),
 		h("portal") + "/":                                     {handOff: "portal"},
+		h("webmail") + "/api/auth/sso/start":                  webmailStart(w, ""),
 	}
 	// With Matrix Authentication Service, MAS serves the login and hands it over.
 	if mas := w.hostOf("synapse", "auth"); mas != "" {
@@ -339,7 +345,7 @@ func (c logoutClient) PostLogoutRedirectURIs() []string { return c.uris }
 
 // options point the checks at the ingress.
 func (in *ingress) options(w *workplace) Options {
-	return Options{Timeout: 2 * time.Second, Secrets: KubeSecrets{Reader: w.reader}, Address: in.server.Listener.Addr().String()}
+	return Options{Timeout: 2 * time.Second, Secrets: KubeSecrets{Reader: w.reader}, Address: in.server.Listener.Addr().String(), Resolve: maps.Clone(in.mail)}
 }
 
 // run runs the checks and fails the test when they take longer than limit.
@@ -417,14 +423,16 @@ func TestWorkingWorkplacePasses(t *testing.T) {
 	for _, r := range rep.Checks {
 		counts[r.Name]++
 	}
-	// Hosts: id, matrix, chat, the bare domain, files, office, meet, portal (and auth
-	// with Matrix Authentication Service, which adds the auth metadata probe).
-	hosts, apps := 8, 12
+	// Hosts: id, matrix, chat, the bare domain, files, office, meet, portal, webmail,
+	// mail (and auth with Matrix Authentication Service, which adds the auth metadata
+	// probe). Mail adds three app probes (web login, IMAPS, submissions) and a client
+	// with 16 redirect URIs (Bulwark's callback per locale).
+	hosts, apps := 10, 15
 	if w.hostOf("synapse", "auth") != "" {
-		hosts, apps = 9, 13
+		hosts, apps = 11, 16
 	}
-	wantCounts := map[string]int{CheckCA: 1, CheckTLS: hosts, CheckDiscovery: 1, CheckClient: 4,
-		CheckRedirect: 8, CheckLogout: 3, CheckApp: apps}
+	wantCounts := map[string]int{CheckCA: 1, CheckTLS: hosts, CheckDiscovery: 1, CheckClient: 5,
+		CheckRedirect: 25, CheckLogout: 4, CheckApp: apps}
 	for name, n := range wantCounts {
 		if counts[name] != n {
 			t.Errorf("%d %s checks, want %d:\n%s", counts[name], name, n, dump(rep))
@@ -603,7 +611,8 @@ func TestUnreachableWorkplaceFailsInBoundedTime(t *testing.T) {
 
 	opts := in.options(w)
 	opts.Timeout = time.Second
-	opts.Resolve = map[string]string{"files." + testDomain: refused, "office." + testDomain: silent.Addr().String()}
+	opts.Resolve["files."+testDomain] = refused
+	opts.Resolve["office."+testDomain] = silent.Addr().String()
 	rep := run(t, w, opts, 5*time.Second)
 	want(t, rep, CheckTLS, "files."+testDomain, Fail, ReasonUnreachable)
 	want(t, rep, CheckTLS, "office."+testDomain, Fail, ReasonTimeout)

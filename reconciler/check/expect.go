@@ -61,6 +61,9 @@ type app struct {
 	videoKind string
 	// identity is true when an identity component is selected.
 	identity bool
+	// values are the component's chart values as planned (its wiring, e.g. the
+	// office kind a files component was given).
+	values map[string]any
 }
 
 // expect derives the expectations from the plan and the catalog it was built with.
@@ -121,7 +124,7 @@ func expect(p *plan.Plan, cat *catalog.Catalog) (*expectations, error) {
 			continue
 		}
 		exp.apps = append(exp.apps, app{component: sel.Component, capability: sel.Capability, hosts: rel.Hosts,
-			selected: byCap, videoKind: videoKind, identity: exp.identity != nil})
+			selected: byCap, videoKind: videoKind, identity: exp.identity != nil, values: rel.Values})
 	}
 	return exp, nil
 }

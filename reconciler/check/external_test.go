@@ -49,6 +49,11 @@ func newExternalWorkplace(t *testing.T) *workplace {
 	var clients strings.Builder
 	secretData := map[string][]byte{}
 	for _, name := range consumers {
+		if builtin.Components[name].Spec.OIDCClient.PublicClient {
+			// a public client (OpenCloud's web client) has no secret
+			clients.WriteString("        " + name + ": {clientID: corp-" + name + "}\n")
+			continue
+		}
 		clients.WriteString("        " + name + ": {clientID: corp-" + name + ", clientSecret: {name: " + operatorSecret + ", key: " + name + "}}\n")
 		secretData[name] = []byte(rand.Text())
 	}
@@ -206,6 +211,6 @@ func TestExternalProviderClientFailures(t *testing.T) {
 // test server by --resolve.
 func (in *ingress) externalOptions(w *workplace) Options {
 	opts := in.options(w)
-	opts.Resolve = map[string]string{hostOf(externalIssuer): in.server.Listener.Addr().String()}
+	opts.Resolve[hostOf(externalIssuer)] = in.server.Listener.Addr().String()
 	return opts
 }

@@ -65,13 +65,13 @@ var tlsModes = []tlsMode{
 // (wiring to something outside the cluster). A new component that needs values
 // fails the test with the plan's error until it is listed here.
 var requiredValues = map[string]string{
-	"bigbluebutton":     "{servers: [{url: https://bbb.example.org/bigbluebutton/, secret: {name: bbb-api, key: secret}}]}",
 	"external-postgres": "{host: db.example.org, credentialsSecret: pg-credentials}",
 	"external-oidc": "{issuerURL: https://login.example.org/realms/staff, clients: {" +
 		"nextcloud: {clientID: corp-nextcloud, clientSecret: {name: sso, key: nextcloud}}, " +
 		"synapse: {clientID: corp-synapse, clientSecret: {name: sso, key: synapse}}, " +
 		"jitsi: {clientID: corp-jitsi, clientSecret: {name: sso, key: jitsi}}, " +
 		"bigbluebutton: {clientID: corp-bbb, clientSecret: {name: sso, key: bbb}}, " +
+		"stalwart: {clientID: corp-stalwart, clientSecret: {name: sso, key: stalwart}}, " +
 		"portal: {clientID: corp-portal, clientSecret: {name: sso, key: portal}}}}",
 }
 

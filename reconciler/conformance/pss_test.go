@@ -13,8 +13,13 @@ import (
 // is also listed in its chart's README). Any other container that breaks a rule
 // fails TestConformance.
 var restrictedExceptions = map[string]string{
-	"collabora/coolwsd":        "coolforkit-caps needs CHOWN, FOWNER and SYS_CHROOT through file capabilities to build the document jails (allowPrivilegeEscalation must stay true for file capabilities to apply)",
-	"bigbluebutton/greenlight": "the Greenlight v3 image has no non-root user and its start script compiles assets into the root-owned application directory",
+	"collabora/coolwsd":            "coolforkit-caps needs CHOWN, FOWNER and SYS_CHROOT through file capabilities to build the document jails (allowPrivilegeEscalation must stay true for file capabilities to apply)",
+	"bigbluebutton/greenlight":     "the Greenlight v3 image has no non-root user and its start script compiles assets into the root-owned application directory",
+	"bigbluebutton/(pod)":          "the BigBlueButton server pod uses the node's network: FreeSWITCH and bbb-webrtc-sfu (mediasoup) send and receive media on the node's address and a UDP port range (charts/bigbluebutton README, \"Pod Security\")",
+	"bigbluebutton/freeswitch":     "bbb-docker's FreeSWITCH image starts as root: it chowns its directories and freeswitch -u/-g drops to its user; it needs CHOWN, DAC_OVERRIDE, FOWNER, SETUID, SETGID and the scheduling capabilities bbb-docker adds (SYS_NICE, IPC_LOCK, SYS_RESOURCE)",
+	"bigbluebutton/bbb-web":        "bbb-docker's bbb-web image starts as root: its entrypoint chowns /var/bigbluebutton and starts java through gosu (CHOWN, DAC_OVERRIDE, FOWNER, SETUID, SETGID)",
+	"bigbluebutton/graphql-server": "bbb-docker's graphql-server image (hasura/graphql-engine) starts as root and runs the engine through gosu nobody (SETUID, SETGID)",
+	"eurooffice/documentserver":    "the Euro-Office standalone image has no non-root mode: its entrypoint runs as root, rewrites local.json and the nginx configuration under /etc, and starts nginx (port 80), RabbitMQ, Redis and supervisord, which switch to their own users (build/scripts/standalone/entrypoint.sh)",
 }
 
 // checkRestricted checks every container of every workload against the rules of the

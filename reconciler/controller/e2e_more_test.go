@@ -176,7 +176,9 @@ func TestWorkplaceSelector(t *testing.T) {
 	c := cluster.FromTest(t)
 	nsA, nsB := c.NewNamespace(t), c.NewNamespace(t)
 	docA := strings.Replace(workplaceDoc(t, nsA, nil), "  namespace: "+nsA+"\n", "  namespace: "+nsA+"\n  labels: {shard: a}\n", 1)
-	docB := strings.Replace(workplaceDoc(t, nsB, nil), "  namespace: "+nsB+"\n", "  namespace: "+nsB+"\n  labels: {shard: b}\n", 1)
+	// Two workplaces never share a host: the preflight refuses the second claim.
+	docB := strings.Replace(workplaceDoc(t, nsB, map[string]string{"domain: 192.168.49.2.sslip.io": "domain: 192.168.49.3.sslip.io"}),
+		"  namespace: "+nsB+"\n", "  namespace: "+nsB+"\n  labels: {shard: b}\n", 1)
 	repo := newGitRepo(t, docA+"---\n"+docB)
 	head := repo.git("rev-parse", "HEAD")
 	for _, shard := range []string{"a", "b"} {

@@ -23,6 +23,7 @@ var externalOIDC = map[string]string{
         jitsi: {clientID: corp-jitsi, clientSecret: {name: corp-oidc-jitsi, key: jitsi-secret}}
         bigbluebutton: {clientID: corp-bbb, clientSecret: {name: corp-oidc-bbb, key: bbb-secret}}
         portal: {clientID: corp-portal, clientSecret: {name: corp-oidc-portal, key: portal-secret}}
+        stalwart: {clientID: corp-stalwart, clientSecret: {name: corp-oidc-stalwart, key: stalwart-secret}}
 `,
 }
 
@@ -35,14 +36,17 @@ var identityWiring = [][2]string{
 	{"corp-oidc-synapse", "demo-synapse-oidc"},
 	{"corp-oidc-jitsi", "demo-jitsi-oidc"},
 	{"corp-oidc-portal", "demo-portal-oidc"},
+	{"corp-oidc-stalwart", "demo-stalwart-oidc"},
 	{"nextcloud-secret", "client-secret"},
 	{"synapse-secret", "client-secret"},
 	{"jitsi-secret", "client-secret"},
 	{"portal-secret", "client-secret"},
+	{"stalwart-secret", "client-secret"},
 	{"corp-nextcloud", "nextcloud"},
 	{"corp-synapse", "synapse"},
 	{"corp-jitsi", "jitsi"},
 	{"corp-portal", "portal"},
+	{"corp-stalwart", "stalwart"},
 	// The Jitsi adapter's KEYCLOAK_REALM is the issuer's realm.
 	{`value: "staff"`, `value: "demo"`},
 }
@@ -56,8 +60,8 @@ func TestSwapIdentityExternal(t *testing.T) {
 	kc := renderObjects(t, nil)
 	ext := renderObjects(t, externalOIDC)
 	changed := assertSwap(t, kc, ext, nil, []string{"demo-keycloak"},
-		[]string{"demo-jitsi", "demo-nextcloud", "demo-portal", "demo-postgresql", "demo-synapse"})
-	for _, rel := range []string{"demo-jitsi", "demo-nextcloud", "demo-portal", "demo-synapse"} {
+		[]string{"demo-jitsi", "demo-nextcloud", "demo-portal", "demo-postgresql", "demo-stalwart", "demo-synapse"})
+	for _, rel := range []string{"demo-jitsi", "demo-nextcloud", "demo-portal", "demo-stalwart", "demo-synapse"} {
 		for _, obj := range changed[rel] {
 			after, ok := ext[rel][obj]
 			if !ok {
@@ -83,7 +87,7 @@ func TestSwapIdentityExternal(t *testing.T) {
 	t.Logf("demo-postgresql objects changed: %v", changed["demo-postgresql"])
 	for _, obj := range changed["demo-postgresql"] {
 		before, after := kc["demo-postgresql"][obj], ext["demo-postgresql"][obj]
-		if !strings.Contains(before, "keycloak") && !strings.Contains(before, "provisioned 4 database(s)") {
+		if !strings.Contains(before, "keycloak") && !strings.Contains(before, "provisioned 5 database(s)") {
 			t.Errorf("demo-postgresql: %s changed but had nothing of keycloak:\n%s", obj, lineDiff(before, after))
 		}
 		if strings.Contains(after, "keycloak") {
@@ -122,7 +126,8 @@ func TestExternalIdentityPlan(t *testing.T) {
 		got = append(got, c.Component+"="+c.ClientID+"/"+c.Secret.Name+"/"+c.Secret.Key)
 	}
 	want := []string{"jitsi=corp-jitsi/corp-oidc-jitsi/jitsi-secret", "nextcloud=corp-nextcloud/corp-oidc-nextcloud/nextcloud-secret",
-		"portal=corp-portal/corp-oidc-portal/portal-secret", "synapse=corp-synapse/corp-oidc-synapse/synapse-secret"}
+		"portal=corp-portal/corp-oidc-portal/portal-secret", "stalwart=corp-stalwart/corp-oidc-stalwart/stalwart-secret",
+		"synapse=corp-synapse/corp-oidc-synapse/synapse-secret"}
 	if !slices.Equal(got, want) {
 		t.Errorf("clients %v, want %v", got, want)
 	}

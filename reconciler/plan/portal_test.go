@@ -49,16 +49,19 @@ func TestAppsAreTheSelectedTiles(t *testing.T) {
 			"Account keycloak https://id." + d + "/realms/demo/account/",
 			"Chat synapse https://chat." + d + "/",
 			"Files nextcloud https://files." + d + "/",
+			"Mail stalwart https://webmail." + d + "/",
 			"Video jitsi https://meet." + d + "/",
 		}},
 		{"video bigbluebutton", map[string]string{"video: jitsi ": "video: bigbluebutton "}, []string{
 			"Account keycloak https://id." + d + "/realms/demo/account/",
 			"Chat synapse https://chat." + d + "/",
 			"Files nextcloud https://files." + d + "/",
+			"Mail stalwart https://webmail." + d + "/",
 			"Video bigbluebutton https://meet." + d + "/",
 		}},
 		{"files and chat off", map[string]string{"office: collabora ": "office: none\n    files: none\n    chat: none "}, []string{
 			"Account keycloak https://id." + d + "/realms/demo/account/",
+			"Mail stalwart https://webmail." + d + "/",
 			"Video jitsi https://meet." + d + "/",
 		}},
 	}
@@ -121,13 +124,14 @@ func TestSwapVideoMovesThePortalTile(t *testing.T) {
 }
 
 // TestSwapFilesOffRemovesItsTile: files nextcloud → none removes Nextcloud, its
-// identity client, its database and Redis access, Collabora's WOPI host and its
-// portal tile; chat, video and the rest stay byte-identical.
+// identity client, its database and Redis access, Collabora's WOPI host, the mail
+// relay's admission of it and its portal tile; chat, video and the rest stay
+// byte-identical.
 func TestSwapFilesOffRemovesItsTile(t *testing.T) {
 	before := renderObjects(t, nil)
 	after := renderObjects(t, map[string]string{"office: collabora ": "office: collabora\n    files: none "})
 	assertSwap(t, before, after, nil, []string{"demo-nextcloud"},
-		[]string{"demo-collabora", "demo-keycloak", "demo-portal", "demo-postgresql", "demo-valkey"})
+		[]string{"demo-collabora", "demo-keycloak", "demo-portal", "demo-postgresql", "demo-stalwart", "demo-valkey"})
 	page := after["demo-portal"]["ConfigMap/demo-portal"]
 	if strings.Contains(page, "files.") || !strings.Contains(before["demo-portal"]["ConfigMap/demo-portal"], "https://files.") {
 		t.Errorf("the Files tile should be on the page before and gone after")

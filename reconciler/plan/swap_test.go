@@ -172,5 +172,5 @@ func TestSwapExternalPostgres(t *testing.T) {
 		"  values:\n":     "  values:\n    external-postgres:\n      host: db.example.org\n      credentialsSecret: demo-db-credentials\n",
 	})
 	assertSwap(t, before, after, nil, []string{"demo-postgresql"},
-		[]string{"demo-keycloak", "demo-nextcloud", "demo-synapse"})
+		[]string{"demo-keycloak", "demo-nextcloud", "demo-stalwart", "demo-synapse"})
 }

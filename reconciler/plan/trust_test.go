@@ -87,7 +87,7 @@ func TestCASecretByMode(t *testing.T) {
 		{"Secret with private CA", "  routing:\n    tls: {mode: Secret, secretName: wildcard, caSecret: {name: wildcard, key: ca.crt}}\n", "wildcard", "ca.crt"},
 		{"Secret with public CA", "  routing:\n    tls: {mode: Secret, secretName: wildcard}\n", "", "ca.crt"},
 		{"None with routing None", "  routing:\n    mode: None\n    tls: {mode: None}\n", "", "ca.crt"},
-		{"None without OIDC logins", "  routing:\n    tls: {mode: None}\n  components: {chat: none, video: none, files: none, office: none, portal: none}\n", "", "ca.crt"},
+		{"None without OIDC logins", "  routing:\n    tls: {mode: None}\n  components: {chat: none, video: none, files: none, office: none, portal: none, mail: none}\n", "", "ca.crt"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -71,3 +71,84 @@ helm.sh/chart: {{ include "bbb.chart" .ctx }}
 {{- fail "replicas > 1 needs shared file storage: set s3.enabled or persistence.accessMode ReadWriteMany" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* A server image; call with (dict "ctx" $ "image" .Values.server.images.web). */}}
+{{- define "bbb.serverImage" -}}
+{{- $registry := .ctx.Values.server.images.registry -}}
+{{- if .ctx.Values.global.imageRegistry -}}
+{{- $registry = .ctx.Values.global.imageRegistry -}}
+{{- end -}}
+{{- printf "%s/%s:%s" $registry .image.repository .image.tag -}}
+{{- end -}}
+
+{{/* The paths of the server under the meet host: bbb-docker's nginx locations
+(mod/nginx/bbb/*.nginx, mod/nginx/bigbluebutton at v3.0.4); Greenlight keeps /. */}}
+{{- define "bbb.serverPaths" -}}
+- /bigbluebutton
+- /html5client
+- /bbb-webrtc-sfu
+- /graphql
+- /api/rest
+- /pad
+- /notes
+- /learning-analytics-dashboard
+- /playback
+- /presentation
+- /default.pdf
+{{- end -}}
+
+{{/* Environment shared by the server's containers: DOMAIN (the meet host the
+server answers under) and the address media is announced at. */}}
+{{- define "bbb.serverEnv" -}}
+- name: DOMAIN
+  value: {{ .Values.host | quote }}
+- name: HOST_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.hostIP
+{{- if .Values.server.announcedIPv4 }}
+- name: EXTERNAL_IPv4
+  value: {{ .Values.server.announcedIPv4 | quote }}
+{{- else }}
+- name: EXTERNAL_IPv4
+  value: $(HOST_IP)
+{{- end }}
+{{- end -}}
+
+{{/* securityContext of a server container that runs as a fixed non-root user. */}}
+{{- define "bbb.restrictedContainer" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{/* securityContext of a server container whose bbb-docker image starts as root
+(README "Pod Security"): its entrypoint chowns, templates files under /etc and
+drops to its user with gosu or the program's own -u flag; call with (dict "add"
+(list "CHOWN" ...)), the capabilities that needs. */}}
+{{- define "bbb.rootContainer" -}}
+runAsNonRoot: false
+runAsUser: 0
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+  add: {{ toJson .add }}
+{{- end -}}
+
+{{/* securityContext of a server container that runs as its image's non-root
+user, given by number (its group from the image's /etc/passwd unless gid is
+given); its entrypoint writes configuration into the image. */}}
+{{- define "bbb.nonRootContainer" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+{{- if hasKey . "gid" }}
+runAsGroup: {{ .gid }}
+{{- end }}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+{{- end -}}

@@ -171,6 +171,24 @@ homeserver.yaml, rendered without any secret value. Secrets come from files
   "user_mapping_provider" (dict "config" $mapping) -}}
 {{- $_ := set $cfg "oidc_providers" (list $provider) -}}
 {{- end -}}
+{{- /* Mail notifications through the mail component's in-cluster relay
+       (synapse/config/emailconfig.py). The relay speaks plain SMTP inside the
+       cluster, admitted by its NetworkPolicy from this release only, so STARTTLS is
+       off (enable_tls: false): its certificate names the public mail host, not the
+       Service name, and sendmail verifies the name it connects to
+       (synapse/handlers/send_email.py tlsname = smtphost). notif_from's %(app)s is
+       replaced by app_name. */ -}}
+{{- if $v.email.enabled -}}
+{{- $_ := set $cfg "email" (dict
+  "smtp_host" (required "email.smtpHost is required when email.enabled" $v.email.smtpHost)
+  "smtp_port" (int $v.email.smtpPort)
+  "enable_tls" false
+  "notif_from" (printf "%%(app)s <%s>" (required "email.from is required when email.enabled" $v.email.from))
+  "app_name" "Chat"
+  "enable_notifs" true
+  "notif_for_new_users" true
+  "client_base_url" (printf "https://%s/" $v.hosts.element)) -}}
+{{- end -}}
 {{- $cfg = mustMergeOverwrite $cfg (deepCopy $s.extraConfig) -}}
 {{- toYaml $cfg -}}
 {{- end -}}
