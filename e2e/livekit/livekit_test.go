@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,7 +18,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +35,7 @@ import (
 
 	"github.com/platzwart/platzwart"
 	"github.com/platzwart/platzwart/e2e/cluster"
+	"github.com/platzwart/platzwart/e2e/toolbuild"
 	"github.com/platzwart/platzwart/reconciler/load"
 	"github.com/platzwart/platzwart/reconciler/plan"
 	"github.com/platzwart/platzwart/reconciler/render"
@@ -543,69 +542,23 @@ func startLine(t *testing.T, s *server) startedLine {
 	return startedLine{}
 }
 
-var buildOnce = sync.OnceValues(buildLiveKit)
+// livekitTool is livekit-server at the version e2e/tools/livekit-server pins.
+var livekitTool = toolbuild.Tool{Dir: "livekit-server", Module: "github.com/livekit/livekit-server",
+	Pkg: "github.com/livekit/livekit-server/cmd/server", Binary: "livekit-server"}
 
-// livekitServer returns the binary built from e2e/tools/livekit-server.
+// livekitServer returns the binary built from e2e/tools/livekit-server (the first
+// build took 16 minutes here).
 func livekitServer(t *testing.T) string {
 	t.Helper()
-	bin, err := buildOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return toolbuild.Build(t, livekitTool)
 }
 
-func toolsDir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "tools", "livekit-server")
-}
-
+// toolVersionOf is the livekit-server version e2e/tools/livekit-server pins.
 func toolVersionOf(t *testing.T) string {
 	t.Helper()
-	v, err := toolVersion(toolsDir())
+	v, err := toolbuild.Version(livekitTool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// buildLiveKit builds livekit-server at the version e2e/tools/livekit-server requires
-// into the cache (once per version; the first build took 16 minutes here).
-func buildLiveKit() (string, error) {
-	dir := toolsDir()
-	version, err := toolVersion(dir)
-	if err != nil {
-		return "", err
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(cache, "platzwart", "bin", "livekit-server-"+version)
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/livekit/livekit-server/cmd/server")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly", "CGO_ENABLED=0")
-	if os.Getenv("GOTOOLCHAIN") == "" {
-		cmd.Env = append(cmd.Env, "GOTOOLCHAIN=auto")
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build livekit-server %s in %s: %w\n%s", version, dir, err, out)
-	}
-	return bin, nil
-}
-
-// toolVersion is the livekit-server version the tools module requires.
-func toolVersion(dir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-	if err != nil {
-		return "", err
-	}
-	m := regexp.MustCompile(`(?m)^\s*(?:require\s+)?github\.com/livekit/livekit-server (v\S+)`).FindSubmatch(data)
-	if m == nil {
-		return "", errors.New("e2e/tools/livekit-server/go.mod requires no github.com/livekit/livekit-server")
-	}
-	return string(m[1]), nil
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,8 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +35,7 @@ import (
 
 	"github.com/platzwart/platzwart"
 	"github.com/platzwart/platzwart/e2e/cluster"
+	"github.com/platzwart/platzwart/e2e/toolbuild"
 	"github.com/platzwart/platzwart/reconciler/contract"
 	"github.com/platzwart/platzwart/reconciler/load"
 	"github.com/platzwart/platzwart/reconciler/plan"
@@ -487,58 +485,14 @@ func startProxy(t *testing.T, w *workplace, in *ingress, upstream string, overri
 	}
 }
 
-var buildOnce = sync.OnceValues(buildOAuth2Proxy)
+// oauth2ProxyTool is oauth2-proxy at the version e2e/tools/oauth2-proxy pins.
+var oauth2ProxyTool = toolbuild.Tool{Dir: "oauth2-proxy", Module: "github.com/oauth2-proxy/oauth2-proxy/v7",
+	Pkg: "github.com/oauth2-proxy/oauth2-proxy/v7", Binary: "oauth2-proxy"}
 
 // oauth2Proxy returns the binary built from e2e/tools/oauth2-proxy.
 func oauth2Proxy(t *testing.T) string {
 	t.Helper()
-	bin, err := buildOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-// buildOAuth2Proxy builds oauth2-proxy at the version e2e/tools/oauth2-proxy
-// requires into the cache (once per version).
-func buildOAuth2Proxy() (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "tools", "oauth2-proxy")
-	version, err := toolVersion(dir)
-	if err != nil {
-		return "", err
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(cache, "platzwart", "bin", "oauth2-proxy-"+version)
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/oauth2-proxy/oauth2-proxy/v7")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly", "CGO_ENABLED=0")
-	if os.Getenv("GOTOOLCHAIN") == "" {
-		cmd.Env = append(cmd.Env, "GOTOOLCHAIN=auto")
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build oauth2-proxy %s in %s: %w\n%s", version, dir, err, out)
-	}
-	return bin, nil
-}
-
-// toolVersion is the oauth2-proxy version the tools module requires.
-func toolVersion(dir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-	if err != nil {
-		return "", err
-	}
-	m := regexp.MustCompile(`(?m)^\s*(?:require\s+)?github\.com/oauth2-proxy/oauth2-proxy/v7 (v\S+)`).FindSubmatch(data)
-	if m == nil {
-		return "", errors.New("e2e/tools/oauth2-proxy/go.mod requires no github.com/oauth2-proxy/oauth2-proxy/v7")
-	}
-	return string(m[1]), nil
+	return toolbuild.Build(t, oauth2ProxyTool)
 }
 
 // browser is a client with a cookie jar that reaches every host through the ingress
@@ -636,7 +590,7 @@ func TestSignInThroughOAuth2Proxy(t *testing.T) {
 	portal := "https://" + w.portal.Hosts["portal"] + "/"
 
 	// The image the chart runs is the version this test builds.
-	version, err := toolVersion(filepath.Join("..", "tools", "oauth2-proxy"))
+	version, err := toolbuild.Version(oauth2ProxyTool)
 	if err != nil {
 		t.Fatal(err)
 	}

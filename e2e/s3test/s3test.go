@@ -8,32 +8,28 @@
 package s3test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/platzwart/platzwart/e2e/toolbuild"
 )
 
 // Tools modules under e2e/tools: the directory, the package built, the binary.
@@ -42,23 +38,15 @@ var (
 	// The tools module's own main package links rclone's s3 and local backends and
 	// its copyto command, what the Jobs run, through rclone's cmd.Main: a fraction
 	// of the full binary's build time.
-	rcloneTool = tool{dir: "rclone", module: "github.com/rclone/rclone", pkg: "github.com/platzwart/platzwart/e2e/tools/rclone", binary: "rclone",
-		versionVar: "github.com/rclone/rclone/fs.Version"}
-	versitygwTool = tool{dir: "versitygw", module: "github.com/versity/versitygw", pkg: "github.com/versity/versitygw/cmd/versitygw", binary: "versitygw"}
+	rcloneTool = toolbuild.Tool{Dir: "rclone", Module: "github.com/rclone/rclone", Pkg: "github.com/platzwart/platzwart/e2e/tools/rclone", Binary: "rclone",
+		VersionVar: "github.com/rclone/rclone/fs.Version"}
+	versitygwTool = toolbuild.Tool{Dir: "versitygw", Module: "github.com/versity/versitygw", Pkg: "github.com/versity/versitygw/cmd/versitygw", Binary: "versitygw"}
 )
-
-// buildTimeout bounds one cold build.
-const buildTimeout = 45 * time.Minute
-
-// tool is a binary built from a tools module: the module's directory under e2e/tools,
-// the module it pins, the package built, the binary's name and the variable (if
-// any) the version is linked into.
-type tool struct{ dir, module, pkg, binary, versionVar string }
 
 // Rclone returns the path of rclone, built when the cache lacks it.
 func Rclone(t testing.TB) string {
 	t.Helper()
-	return build(t, rcloneTool)
+	return toolbuild.Build(t, rcloneTool)
 }
 
 // Server is a running S3 server on 127.0.0.1.
@@ -77,7 +65,7 @@ type Server struct {
 // user, stopping it when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := build(t, versitygwTool)
+	bin := toolbuild.Build(t, versitygwTool)
 	work := t.TempDir()
 	s := &Server{
 		AccessKeyID:     "platzwart" + randomHex(t, 4),
@@ -191,144 +179,6 @@ func (s *Server) Objects(t testing.TB, bucket string) map[string]int64 {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// build returns the cached binary of a tool, building it under a file lock when
-// missing (concurrent test packages wait for the first).
-func build(t testing.TB, tl tool) string {
-	t.Helper()
-	toolsDir, err := findToolsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	modDir := filepath.Join(toolsDir, tl.dir)
-	key, version, err := cacheKey(modDir, tl.module)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(base, "platzwart", "tools", fmt.Sprintf("%s-%s-%s", tl.binary, version, key))
-	bin := filepath.Join(dir, tl.binary)
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	unlock, err := lock(t.Context(), dir+".lock")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("build %s: the go command is needed: %v", tl.binary, err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
-	defer cancel()
-	tmp := dir + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	t.Logf("building %s %s into %s (first time only: several minutes)", tl.binary, version, dir)
-	ldflags := "-s -w"
-	if tl.versionVar != "" {
-		ldflags += " -X " + tl.versionVar + "=" + version
-	}
-	cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags="+ldflags, "-o", filepath.Join(tmp, tl.binary), tl.pkg)
-	cmd.Dir = modDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly")
-	if os.Getenv("GOTOOLCHAIN") == "" {
-		cmd.Env = append(cmd.Env, "GOTOOLCHAIN=auto")
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s %s: %v\n%s", tl.binary, version, err, out)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("built %s %s in %s", tl.binary, version, time.Since(start).Round(time.Second))
-	return bin
-}
-
-// cacheKey names a build after a hash of the tools module's go.mod and go.sum and the
-// platform, and returns the version of module it requires.
-func cacheKey(modDir, module string) (key, version string, err error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "recipe 1 %s/%s\n", runtime.GOOS, runtime.GOARCH)
-	for _, name := range []string{"go.mod", "go.sum", "main.go"} {
-		data, err := os.ReadFile(filepath.Join(modDir, name))
-		if name == "main.go" && errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return "", "", fmt.Errorf("read tools module: %w", err)
-		}
-		fmt.Fprintf(h, "%s %d\n", name, len(data))
-		h.Write(data)
-		if name == "go.mod" {
-			s := bufio.NewScanner(bytes.NewReader(data))
-			for s.Scan() {
-				f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(s.Text()), "require "))
-				if len(f) >= 2 && f[0] == module {
-					version = f[1]
-				}
-			}
-		}
-	}
-	if version == "" {
-		return "", "", fmt.Errorf("%s/go.mod does not require %s", modDir, module)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12], version, nil
-}
-
-// findToolsDir looks for e2e/tools in the working directory and its parents.
-func findToolsDir() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		tools := filepath.Join(dir, "e2e", "tools")
-		if _, err := os.Stat(filepath.Join(tools, rcloneTool.dir, "go.mod")); err == nil {
-			return tools, nil
-		}
-		if filepath.Dir(dir) == dir {
-			return "", fmt.Errorf("no e2e/tools/%s/go.mod in %s or a parent", rcloneTool.dir, wd)
-		}
-	}
-}
-
-// lock takes an exclusive flock(2) on path (released by the kernel if the process
-// dies) and returns its release.
-func lock(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("wait for lock %s: %w", path, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }
 
 // writeCertificates writes a CA and a server certificate for 127.0.0.1 it signed.

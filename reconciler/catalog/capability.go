@@ -1,10 +1,7 @@
 package catalog
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -70,38 +67,18 @@ func (c *Catalog) unknownCapability(name string) error {
 }
 
 func (c *Catalog) loadCapabilities(l Layer) []error {
-	entries, err := fs.ReadDir(l.FS, "capabilities")
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return []error{fmt.Errorf("%s: %w", l.file("capabilities"), err)}
-	}
-	var errs []error
-	for _, e := range entries {
-		if e.IsDir() || !(strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
-			continue
-		}
-		p := path.Join("capabilities", e.Name())
-		file := l.file(p)
-		data, err := fs.ReadFile(l.FS, p)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", file, err))
-			continue
-		}
+	return eachYAML(l, "capabilities", func(file, name string, data []byte) []error {
 		var d CapabilityDoc
 		if err := decodeOne(file, data, CapabilityKind, &d); err != nil {
-			errs = append(errs, err)
-			continue
+			return []error{err}
 		}
 		d.File = file
-		if ve := validateCapability(&d, strings.TrimSuffix(strings.TrimSuffix(e.Name(), ".yaml"), ".yml")); len(ve) > 0 {
-			errs = append(errs, ve...)
-			continue
+		if errs := validateCapability(&d, name); len(errs) > 0 {
+			return errs
 		}
 		c.Capabilities[d.Metadata.Name] = &d
-	}
-	return errs
+		return nil
+	})
 }
 
 func validateCapability(d *CapabilityDoc, fileName string) []error {

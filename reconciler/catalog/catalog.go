@@ -138,37 +138,49 @@ func (c *Catalog) loadComponents(l Layer) []error {
 }
 
 func (c *Catalog) loadProfiles(l Layer) []error {
-	entries, err := fs.ReadDir(l.FS, "profiles")
+	return eachYAML(l, "profiles", func(file, name string, data []byte) []error {
+		var prof Profile
+		if err := decodeOne(file, data, ProfileKind, &prof); err != nil {
+			return []error{err}
+		}
+		if prof.Metadata.Name != name {
+			return []error{yamldoc.Errorf(file, fmt.Sprintf("%s %q", ProfileKind, prof.Metadata.Name), "metadata.name",
+				"must equal the file name %q", name)}
+		}
+		prof.File = file
+		c.Profiles[prof.Metadata.Name] = &prof
+		return nil
+	})
+}
+
+// eachYAML calls fn with every .yaml or .yml file directly in dir of the layer: its
+// path for messages, its name without the extension and its content. A missing dir
+// is no error.
+func eachYAML(l Layer, dir string, fn func(file, name string, data []byte) []error) []error {
+	entries, err := fs.ReadDir(l.FS, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return []error{fmt.Errorf("%s: %w", l.file("profiles"), err)}
+		return []error{fmt.Errorf("%s: %w", l.file(dir), err)}
 	}
 	var errs []error
 	for _, e := range entries {
-		if e.IsDir() || !(strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
+		name, ok := strings.CutSuffix(e.Name(), ".yaml")
+		if !ok {
+			name, ok = strings.CutSuffix(e.Name(), ".yml")
+		}
+		if e.IsDir() || !ok {
 			continue
 		}
-		p := path.Join("profiles", e.Name())
+		p := path.Join(dir, e.Name())
 		file := l.file(p)
 		data, err := fs.ReadFile(l.FS, p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", file, err))
 			continue
 		}
-		var prof Profile
-		if err := decodeOne(file, data, ProfileKind, &prof); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if want := strings.TrimSuffix(strings.TrimSuffix(e.Name(), ".yaml"), ".yml"); prof.Metadata.Name != want {
-			errs = append(errs, yamldoc.Errorf(file, fmt.Sprintf("%s %q", ProfileKind, prof.Metadata.Name), "metadata.name",
-				"must equal the file name %q", want))
-			continue
-		}
-		prof.File = file
-		c.Profiles[prof.Metadata.Name] = &prof
+		errs = append(errs, fn(file, name, data)...)
 	}
 	return errs
 }
