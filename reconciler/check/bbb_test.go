@@ -3,14 +3,11 @@ package check
 import (
 	"crypto/sha1"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/platzwart/platzwart/e2e/cluster"
 	"github.com/platzwart/platzwart/reconciler/contract"
@@ -36,10 +33,10 @@ spec:
   profile: minikube
   components: {video: bigbluebutton}
 `
-	p, cat, cs := planWithSecrets(t, c, t.TempDir(), ns, doc)
-	server := *p
+	w, cs := workplaceFrom(t, c, t.TempDir(), ns, "demo", doc)
+	server := *w.plan
 	server.Secrets = nil
-	for _, s := range p.Secrets {
+	for _, s := range w.plan.Secrets {
 		if s.Name == bbbServerSecret {
 			server.Secrets = append(server.Secrets, s)
 		}
@@ -50,30 +47,7 @@ spec:
 	if _, err := (&secrets.Manager{Client: cs}).Ensure(t.Context(), &server, nil); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := client.New(c.Config(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &workplace{plan: p, catalog: cat, reader: cl, secrets: map[string]string{}}
-	reader := KubeSecrets{Reader: cl}
-	tlsData, err := reader.SecretData(t.Context(), ns, contract.TLSSecret("demo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.cert, err = tls.X509KeyPair(tlsData["tls.crt"], tlsData["tls.key"]); err != nil {
-		t.Fatal(err)
-	}
-	if w.exp, err = expect(p, cat); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range w.exp.clients {
-		data, err := reader.SecretData(t.Context(), ns, c.secret.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.secrets[c.id] = string(data[c.secret.Key])
-	}
-	w.elementConfig = renderedElementConfig(t, p)
+	reader := KubeSecrets{Reader: w.reader}
 	data, err := reader.SecretData(t.Context(), ns, bbbServerSecret)
 	if err != nil {
 		t.Fatal(err)

@@ -77,7 +77,16 @@ spec:
     bigbluebutton:
       servers: [{url: "https://bbb.example.org/bigbluebutton/", secret: {name: bbb, key: secret}}]
 `
-	p, cat, _ := planWithSecrets(t, c, dir, ns, doc)
+	w, _ := workplaceFrom(t, c, dir, ns, name, doc)
+	return w
+}
+
+// workplaceFrom plans the Workplace document doc, named name, in namespace ns of c,
+// creates there the Secrets the checks read, and reads them back: the certificate
+// and each confidential client's secret. It returns the workplace and a clientset.
+func workplaceFrom(t *testing.T, c *cluster.Cluster, dir, ns, name, doc string) (*workplace, kubernetes.Interface) {
+	t.Helper()
+	p, cat, cs := planWithSecrets(t, c, dir, ns, doc)
 	cl, err := client.New(c.Config(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +104,9 @@ spec:
 		t.Fatal(err)
 	}
 	for _, c := range w.exp.clients {
+		if c.secret == nil {
+			continue // a public client has none
+		}
 		data, err := reader.SecretData(t.Context(), ns, c.secret.Name)
 		if err != nil {
 			t.Fatal(err)
@@ -102,7 +114,7 @@ spec:
 		w.secrets[c.id] = string(data[c.secret.Key])
 	}
 	w.elementConfig = renderedElementConfig(t, p)
-	return w
+	return w, cs
 }
 
 // checkedSecrets is p with only the Secrets the checks read: the certificate and CA,

@@ -1,16 +1,12 @@
 package check
 
 import (
-	"crypto/tls"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	"github.com/platzwart/platzwart/e2e/cluster"
-	"github.com/platzwart/platzwart/reconciler/contract"
 )
 
 // newMeetWorkplace plans a workplace with video: meet (LiveKit's media address
@@ -30,31 +26,7 @@ spec:
   values:
     meet: {livekit: {advertiseAddress: 192.0.2.10}}
 `
-	p, cat, _ := planWithSecrets(t, c, t.TempDir(), ns, doc)
-	cl, err := client.New(c.Config(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &workplace{plan: p, catalog: cat, reader: cl, secrets: map[string]string{}}
-	reader := KubeSecrets{Reader: cl}
-	tlsData, err := reader.SecretData(t.Context(), ns, contract.TLSSecret("demo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.cert, err = tls.X509KeyPair(tlsData["tls.crt"], tlsData["tls.key"]); err != nil {
-		t.Fatal(err)
-	}
-	if w.exp, err = expect(p, cat); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range w.exp.clients {
-		data, err := reader.SecretData(t.Context(), ns, c.secret.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.secrets[c.id] = string(data[c.secret.Key])
-	}
-	w.elementConfig = renderedElementConfig(t, p)
+	w, _ := workplaceFrom(t, c, t.TempDir(), ns, "demo", doc)
 	return w
 }
 

@@ -1,17 +1,13 @@
 package check
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	"github.com/platzwart/platzwart/e2e/cluster"
-	"github.com/platzwart/platzwart/reconciler/contract"
 )
 
 // newOpenCloudWorkplace plans the demo workplace with files: opencloud (office
@@ -31,34 +27,7 @@ spec:
   values:
     jitsi: {jvb: {advertiseAddress: 192.0.2.10}}
 `
-	p, cat, _ := planWithSecrets(t, c, t.TempDir(), ns, doc)
-	cl, err := client.New(c.Config(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &workplace{plan: p, catalog: cat, reader: cl, secrets: map[string]string{}}
-	reader := KubeSecrets{Reader: cl}
-	tlsData, err := reader.SecretData(t.Context(), ns, contract.TLSSecret("demo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.cert, err = tls.X509KeyPair(tlsData["tls.crt"], tlsData["tls.key"]); err != nil {
-		t.Fatal(err)
-	}
-	if w.exp, err = expect(p, cat); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range w.exp.clients {
-		if c.secret == nil {
-			continue
-		}
-		data, err := reader.SecretData(t.Context(), ns, c.secret.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.secrets[c.id] = string(data[c.secret.Key])
-	}
-	w.elementConfig = renderedElementConfig(t, p)
+	w, _ := workplaceFrom(t, c, t.TempDir(), ns, "demo", doc)
 	return w
 }
 
