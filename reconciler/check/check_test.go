@@ -436,12 +436,13 @@ func TestWorkingWorkplacePasses(t *testing.T) {
 		counts[r.Name]++
 	}
 	// Hosts: id, matrix, chat, the bare domain, files, office, meet, portal, webmail,
-	// mail (and auth with Matrix Authentication Service, which adds the auth metadata
-	// probe). Mail adds three app probes (web login, IMAPS, submissions) and a client
-	// with 16 redirect URIs (Bulwark's callback per locale).
-	hosts, apps := 10, 15
+	// mail, autoconfig, autodiscover (and auth with Matrix Authentication Service,
+	// which adds the auth metadata probe). Mail adds three app probes (web login,
+	// IMAPS, submissions) and a client with 16 redirect URIs (Bulwark's callback per
+	// locale).
+	hosts, apps := 12, 15
 	if w.hostOf("synapse", "auth") != "" {
-		hosts, apps = 11, 16
+		hosts, apps = 13, 16
 	}
 	wantCounts := map[string]int{CheckCA: 1, CheckTLS: hosts, CheckDiscovery: 1, CheckClient: 5,
 		CheckRedirect: 25, CheckLogout: 4, CheckApp: apps}
