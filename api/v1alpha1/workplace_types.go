@@ -136,6 +136,40 @@ type WorkplaceSpec struct {
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	Retries *int32 `json:"retries,omitempty"`
+
+	// KubeConfig installs the workplace in another cluster than the controller's,
+	// through a kubeconfig held in a Secret (like Flux's HelmRelease
+	// spec.kubeConfig). Without it the workplace goes to the controller's cluster.
+	// +optional
+	KubeConfig *KubeConfigReference `json:"kubeConfig,omitempty"`
+}
+
+// KubeConfigReference points at the kubeconfig of the cluster a workplace is
+// installed in.
+type KubeConfigReference struct {
+	// SecretRef names the Secret, in the Workplace's namespace on the controller's
+	// cluster, and its key that hold the kubeconfig. The kubeconfig must be
+	// self-contained: certificates and token inline; exec and auth-provider
+	// credential plugins, file references (certificate-authority,
+	// client-certificate, client-key, tokenFile) and insecure-skip-tls-verify are
+	// refused, as they would run programs or read files on the controller.
+	SecretRef KubeConfigSecretRef `json:"secretRef"`
+}
+
+// KubeConfigSecretRef names a Secret holding a kubeconfig and its key.
+type KubeConfigSecretRef struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// Key of the Secret holding the kubeconfig; when empty, "value", else
+	// "value.yaml" (Flux's keys).
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="a Secret key cannot be . or .."
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // ComponentVersion is a version of a component as its catalog entry lists it

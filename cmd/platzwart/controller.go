@@ -35,6 +35,12 @@ type controllerFlags struct {
 	webhookTLSCert, webhookTLSKey         string
 	functionalChecks                      bool
 	checkTimeout                          time.Duration
+	fullResync                            time.Duration
+	clusterConcurrency                    int
+	pprof                                 bool
+	qps                                   float32
+	burst                                 int
+	watchNamespaces                       []string
 }
 
 func newControllerCommand(g *globalFlags) *cobra.Command {
@@ -76,7 +82,13 @@ in the cluster (charts/platzwart, platzwart install) or outside against --kubeco
 	fl.StringVar(&f.verifyKeys, "verify-keys", "", "file with the trusted public keys (armored OpenPGP key ring, or authorized_keys lines)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "Git cache directory (default: the user cache directory)")
 	fl.DurationVar(&f.interval, "interval", time.Minute, "how often Git is polled")
-	fl.DurationVar(&f.requeue, "requeue", 10*time.Minute, "how often an unchanged Workplace is checked for drift")
+	fl.DurationVar(&f.requeue, "requeue", 10*time.Minute, "how often every Workplace is checked (a Workplace nothing touched since it was verified is answered from the watch caches; hand edits are corrected at their watch event)")
+	fl.DurationVar(&f.fullResync, "full-resync", time.Hour, "how long a Workplace is answered from the watch caches before a check compares it with the cluster in full (spread over half as much again)")
+	fl.IntVar(&f.clusterConcurrency, "cluster-concurrency", 0, "full reconciles at once against one cluster (default --concurrency; the controller runs twice --concurrency workers)")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve net/http/pprof at /debug/pprof/ on the metrics address")
+	fl.StringSliceVar(&f.watchNamespaces, "watch-namespaces", nil, "watch the Workplaces' objects only in these namespaces (where the controller's RBAC is bound); empty = all")
+	fl.Float32Var(&f.qps, "kube-api-qps", 50, "requests per second to each cluster's API server (client-side rate limit)")
+	fl.IntVar(&f.burst, "kube-api-burst", 100, "burst of requests above --kube-api-qps")
 	fl.StringVar(&f.selector, "workplace-selector", "", "label selector of the Workplaces this controller reconciles (scale-out)")
 	fl.IntVar(&f.concurrency, "concurrency", 4, "Workplaces reconciled at once")
 	fl.IntVar(&f.parallelism, "parallelism", 4, "releases acted on at once within a Workplace")
@@ -103,12 +115,16 @@ func controllerOptions(ctx context.Context, g *globalFlags, f *controllerFlags) 
 		handler = slog.NewTextHandler(os.Stderr, nil)
 	}
 	opts := controller.Options{
-		Cluster:            kube.Options{Kubeconfig: g.kubeconfig, Context: g.context},
+		Cluster:            kube.Options{Kubeconfig: g.kubeconfig, Context: g.context, QPS: f.qps, Burst: f.burst},
 		Name:               f.name,
 		Namespace:          g.namespace,
 		Path:               f.path,
 		Interval:           f.interval,
 		Requeue:            f.requeue,
+		FullResync:         f.fullResync,
+		ClusterConcurrency: f.clusterConcurrency,
+		Pprof:              f.pprof,
+		WatchNamespaces:    f.watchNamespaces,
 		Concurrency:        f.concurrency,
 		ReleaseParallelism: f.parallelism,
 		WebhookAddr:        f.webhookAddr,

@@ -293,6 +293,9 @@ func TestInstall(t *testing.T) {
 		{verb: "create", group: "networking.k8s.io", resource: "networkpolicies", namespace: workplaceNS},
 		{verb: "create", group: "events.k8s.io", resource: "events", namespace: workplaceNS},
 		{verb: "list", resource: "pods", namespace: workplaceNS},
+		// Metadata-only watches (ADR 0015); get and list grant as much already.
+		{verb: "watch", resource: "secrets", namespace: workplaceNS},
+		{verb: "watch", group: "apps", resource: "deployments", namespace: workplaceNS},
 	}, []access{
 		{verb: "delete", resource: "nodes"},
 		{verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterroles"},
@@ -303,7 +306,6 @@ func TestInstall(t *testing.T) {
 		{verb: "create", resource: "pods", subresource: "exec", namespace: workplaceNS},
 		{verb: "create", resource: "pods", namespace: workplaceNS},
 		{verb: "create", resource: "serviceaccounts", subresource: "token", namespace: workplaceNS},
-		{verb: "watch", resource: "secrets", namespace: workplaceNS},
 		{verb: "create", group: "admissionregistration.k8s.io", resource: "validatingwebhookconfigurations"},
 	})
 

@@ -50,3 +50,39 @@ func (w *Writes) Reset() {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Requests records every request of a client ("METHOD path?query"), for tests
+// asserting that work was served without the API server. Use Wrap as
+// kube.Options.WrapConfig.
+type Requests struct {
+	mu   sync.Mutex
+	reqs []string
+}
+
+// Wrap returns a copy of cfg whose transport records into r.
+func (r *Requests) Wrap(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			r.mu.Lock()
+			r.reqs = append(r.reqs, req.Method+" "+req.URL.RequestURI())
+			r.mu.Unlock()
+			return rt.RoundTrip(req)
+		})
+	})
+	return cfg
+}
+
+// List returns the recorded requests, oldest first.
+func (r *Requests) List() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reqs)
+}
+
+// Reset forgets the recorded requests.
+func (r *Requests) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = nil
+}

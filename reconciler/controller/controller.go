@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -32,6 +34,7 @@ import (
 	"github.com/platzwart/platzwart/reconciler/delivery"
 	"github.com/platzwart/platzwart/reconciler/guard"
 	"github.com/platzwart/platzwart/reconciler/kube"
+	"github.com/platzwart/platzwart/reconciler/plan"
 	"github.com/platzwart/platzwart/reconciler/release"
 	"github.com/platzwart/platzwart/reconciler/render"
 	"github.com/platzwart/platzwart/reconciler/source"
@@ -55,8 +58,25 @@ type Options struct {
 	Path string
 	// Interval is how often Git is polled.
 	Interval time.Duration
-	// Requeue is how often a Workplace is reconciled without a change (drift).
+	// Requeue is how often every Workplace is checked without a change (the periodic
+	// check). A Workplace verified since and untouched by any watch event is
+	// answered from the watch caches; drift is noticed by its watch event at once.
 	Requeue time.Duration
+	// FullResync is how long a Workplace is answered from the watch caches before a
+	// periodic check compares it with the cluster in full anyway (default 1h).
+	FullResync time.Duration
+	// ClusterConcurrency bounds the full reconciles running against one cluster at
+	// once (default Concurrency). The controller runs twice Concurrency workers, so
+	// that one slow or unreachable cluster never holds all of them.
+	ClusterConcurrency int
+	// ConnectRemote builds the clients of another cluster from the kubeconfig of a
+	// Workplace's spec.kubeConfig Secret.
+	ConnectRemote func(kubeconfig []byte) (*kube.Cluster, error)
+	// Pprof serves net/http/pprof at /debug/pprof/ on the metrics address.
+	Pprof bool
+	// WatchNamespaces limits the watches on the controller's own cluster to these
+	// namespaces (its RBAC is bound only there); empty watches every namespace.
+	WatchNamespaces []string
 	// Selector limits the Workplaces this controller reconciles (scale-out by label).
 	Selector labels.Selector
 	// Concurrency bounds how many Workplaces are reconciled at once.
@@ -128,6 +148,9 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 5 * time.Minute
 	}
+	if opts.ClusterConcurrency <= 0 {
+		opts.ClusterConcurrency = opts.Concurrency
+	}
 	log := opts.Logger
 	kc, err := kube.Connect(opts.Cluster)
 	if err != nil {
@@ -153,6 +176,14 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	cycleMetrics, err := newCycleMetrics(reg)
+	if err != nil {
+		return err
+	}
+	ms := metricsserver.Options{BindAddress: opts.MetricsAddr}
+	if opts.Pprof {
+		ms.ExtraHandlers = pprofHandlers()
+	}
 	mgr, err := ctrl.NewManager(kc.Config, ctrl.Options{
 		Scheme: scheme,
 		Logger: log,
@@ -164,7 +195,7 @@ func Run(ctx context.Context, opts Options) error {
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{
 			&corev1.Secret{}, &corev1.ConfigMap{},
 		}}},
-		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                       ms,
 		HealthProbeBindAddress:        opts.ProbeAddr,
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              opts.Name + "-controller",
@@ -194,34 +225,81 @@ func Run(ctx context.Context, opts Options) error {
 			wr.pathProgress(ctx, ev)
 		}
 	}
-	rec := reconciler.New(kc, release.Options{Parallelism: opts.ReleaseParallelism, Progress: progress}, release.Holder("platzwart-controller"))
-	rec.Grace = opts.ShutdownGrace
 	// Workplaces may not use the system namespaces nor the controller's own.
 	deny := guard.DefaultDenyNamespaces()
 	if opts.Namespace != "" {
 		deny = append(deny, opts.Namespace)
 	}
-	rec.Render = render.Options{Guard: guard.Options{DenyNamespaces: deny, Scope: guard.RESTMapperScope(kc.Mapper)}}
+	newTarget := func(name, version string, c *kube.Cluster) (*target, error) {
+		rec := reconciler.New(c, release.Options{Parallelism: opts.ReleaseParallelism, Progress: progress}, release.Holder("platzwart-controller"))
+		rec.Grace = opts.ShutdownGrace
+		rec.Render = render.Options{Guard: guard.Options{DenyNamespaces: deny, Scope: guard.RESTMapperScope(c.Mapper)}}
+		rec.Started = func(ctx context.Context, p *plan.Plan, steps []release.Step) { wr.setReconciling(ctx, p, steps) }
+		var namespaces []string
+		if name == "" {
+			namespaces = opts.WatchNamespaces
+		}
+		mc, err := newMetadataCache(c, scheme, namespaces)
+		if err != nil {
+			return nil, err
+		}
+		return &target{name: name, version: version, kube: c, rec: rec, meta: mc, slots: make(chan struct{}, opts.ClusterConcurrency), cancel: func() {}}, nil
+	}
+	local, err := newTarget("", "", kc)
+	if err != nil {
+		return err
+	}
+	// The controller's own cluster's informers start with the manager.
+	if err := mgr.Add(local.meta); err != nil {
+		return err
+	}
+	connect := opts.ConnectRemote
+	if connect == nil {
+		connect = func(data []byte) (*kube.Cluster, error) {
+			return kube.FromKubeconfig(data, kube.Options{QPS: opts.Cluster.QPS, Burst: opts.Cluster.Burst})
+		}
+	}
+	ts := &targets{local: local, reader: mgr.GetAPIReader(), newTarget: newTarget, connect: connect,
+		log: log.WithName("targets"), ready: make(chan struct{})}
+	// A cluster that stops answering wakes its Workplaces, so that each reports it
+	// (ClusterUnreachable) instead of its last verified state.
+	ts.wentDown = func(t *target) {
+		for _, w := range wr.tracker.onTarget(t) {
+			select {
+			case wake <- event.GenericEvent{Object: &v1alpha1.Workplace{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name}}}:
+			case <-ts.ctx.Done():
+				return
+			}
+		}
+	}
+	if err := mgr.Add(ts); err != nil {
+		return err
+	}
+	cyc := &cycle{every: opts.Requeue, client: mgr.GetClient(), wake: wake, m: cycleMetrics, log: log.WithName("cycle")}
+	if err := mgr.Add(cyc); err != nil {
+		return err
+	}
 	wr = &WorkplaceReconciler{
 		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),
-		Kube:          kc,
-		Rec:           rec,
+		targets:       ts,
+		tracker:       newTracker(),
+		cycle:         cyc,
+		FullResync:    opts.FullResync,
 		Recorder:      mgr.GetEventRecorder("platzwart"),
 		Metrics:       m,
 		Source:        state,
 		Wake:          wake,
 		Name:          opts.Name,
-		Requeue:       opts.Requeue,
 		RetryInterval: opts.RetryInterval,
 		Log:           log.WithName("workplace"),
 	}
-	rec.Started = wr.setReconciling
 	if opts.FunctionalChecks {
-		// The checks read the CA and the OIDC client secrets directly (never cached).
-		wr.Functional = &check.Options{Timeout: opts.CheckTimeout, Secrets: check.KubeSecrets{Reader: mgr.GetAPIReader()}}
+		wr.Functional = &check.Options{Timeout: opts.CheckTimeout}
 	}
-	if err := wr.SetupWithManager(mgr, opts.Concurrency); err != nil {
+	// Twice the per-cluster bound: the Workplaces of one slow or unreachable
+	// cluster never hold every worker (answers from the watch caches take no slot).
+	if err := wr.SetupWithManager(mgr, 2*opts.Concurrency); err != nil {
 		return err
 	}
 	if opts.Source.URL != "" {
@@ -272,6 +350,17 @@ func webhookRefs(r source.Ref) []string {
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }
+
+// pprofHandlers are net/http/pprof's handlers for the metrics server.
+func pprofHandlers() map[string]http.Handler {
+	return map[string]http.Handler{
+		"/debug/pprof/":        http.HandlerFunc(pprof.Index),
+		"/debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
+		"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+		"/debug/pprof/symbol":  http.HandlerFunc(pprof.Symbol),
+		"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
+	}
+}
 
 // wakeAll asks the Workplace reconciler to reconcile every Workplace of the source.
 func wakeAll(ctx context.Context, c client.Client, name string, wake chan<- event.GenericEvent, log logr.Logger) {

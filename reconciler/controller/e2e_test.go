@@ -115,7 +115,12 @@ func workplaceDoc(t testing.TB, ns string, replace map[string]string) string {
 		t.Fatal(err)
 	}
 	s := strings.Replace(string(data), "namespace: demo", "namespace: "+ns, 1)
-	s = strings.Replace(s, "  values:\n", fmt.Sprintf("  values:\n    jitsi: {jvb: {port: %d}}\n", jvbPort(ns)), 1)
+	// Node ports are cluster-wide and the tests run in parallel: each workplace gets
+	// its own (derived ones may collide between random namespace names).
+	jvb := jvbPort(ns)
+	mail := 32000 + 3*(jvb-31000)
+	s = strings.Replace(s, "  values:\n", fmt.Sprintf("  values:\n    jitsi: {jvb: {port: %d}}\n    stalwart: {mailService: {nodePorts: {smtp: %d, submissions: %d, imaps: %d}}}\n",
+		jvb, mail, mail+1, mail+2), 1)
 	for from, to := range replace {
 		if !strings.Contains(s, from) {
 			t.Fatalf("example has no %q", from)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	kstatus "github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -46,11 +47,15 @@ import (
 // stops it (as SIGTERM does: the context is cancelled) and waits until it returned.
 func startController(t testing.TB, c *cluster.Cluster, opts controller.Options) (stop func()) {
 	t.Helper()
-	opts.Cluster = kube.Options{Kubeconfig: c.KubeconfigPath()}
+	opts.Cluster = kube.Options{Kubeconfig: c.KubeconfigPath(), WrapConfig: opts.Cluster.WrapConfig}
 	if opts.MetricsAddr == "" {
 		opts.MetricsAddr = "0"
 	}
 	opts.ProbeAddr = "0"
+	if tt, ok := t.(*testing.T); ok && os.Getenv("PLATZWART_TEST_LOG") != "" && opts.Logger.GetSink() == nil {
+		// The controller's log in the test's output, for debugging a failure.
+		opts.Logger = testr.NewWithOptions(tt, testr.Options{Verbosity: 1})
+	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}

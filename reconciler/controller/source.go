@@ -169,16 +169,32 @@ func (l *sourceLoop) sync(ctx context.Context, why string) {
 	// reconcile that the apply triggers plans with exactly this revision's components,
 	// profiles and charts.
 	l.setLoad(ctx, art.Revision, repo, nil)
-	var applyErrs []error
+	var (
+		mu        sync.Mutex
+		applyErrs []error
+		wg        sync.WaitGroup
+	)
+	// Applied several at once: a revision touching a thousand Workplaces is a
+	// thousand round trips.
+	sem := make(chan struct{}, applyParallelism)
 	for _, w := range repo.Workplaces {
 		// Several installs may share one repository and split its Workplaces by label.
 		if !l.opts.Selector.Matches(labels.Set(w.Labels)) {
 			continue
 		}
-		if err := l.applyWorkplace(ctx, w, art); err != nil {
-			applyErrs = append(applyErrs, err)
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := l.applyWorkplace(ctx, w, art); err != nil {
+				mu.Lock()
+				applyErrs = append(applyErrs, err)
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	if err := errors.Join(applyErrs...); err != nil {
 		// l.last stays: the next poll applies the revision again.
 		log.Error(err, "applying Workplaces; will retry")
@@ -190,6 +206,9 @@ func (l *sourceLoop) sync(ctx context.Context, why string) {
 	}
 	log.Info("applied source revision", "workplaces", len(repo.Workplaces), "commit", art.Commit, "verified", art.Verified)
 }
+
+// applyParallelism bounds the Workplace documents applied at once.
+const applyParallelism = 8
 
 // applyWorkplace server-side applies one Workplace document, creating its namespace
 // when missing.

@@ -66,10 +66,19 @@ type WorkplaceReconciler struct {
 	// APIReader reads Workplaces from the API server, uncached: status writes
 	// retried after a conflict start from it.
 	APIReader client.Reader
-	// Kube is the direct, uncached access to the cluster.
-	Kube *kube.Cluster
-	// Rec applies plans.
-	Rec *reconciler.Reconciler
+	// targets are the clusters Workplaces are reconciled into, each with its own
+	// clients, reconciler and watches.
+	targets *targets
+	// tracker knows which Workplaces are verified and unchanged since (watch events).
+	tracker *tracker
+	// cycle is the periodic check; nil without one.
+	cycle *cycle
+	// ctrl is the controller, for the watches added as kinds appear in releases.
+	ctrl controller.Controller
+	// FullResync is how long a Workplace is answered from the watch caches before a
+	// full reconcile checks it against the cluster anyway (default 1h, spread over
+	// half as much again).
+	FullResync time.Duration
 	// Recorder emits Kubernetes events.
 	Recorder recorder.EventRecorder
 	// Metrics records delivery and reconcile metrics.
@@ -80,8 +89,6 @@ type WorkplaceReconciler struct {
 	Wake <-chan event.GenericEvent
 	// Name is the controller install's name (the source label).
 	Name string
-	// Requeue is how often an unchanged Workplace is reconciled again (drift).
-	Requeue time.Duration
 	// RetryInterval is the first retry delay of a failing Workplace; it doubles with
 	// every failure in a row, up to 15 minutes.
 	RetryInterval time.Duration
@@ -98,6 +105,10 @@ type WorkplaceReconciler struct {
 	synced sync.Map
 	// hosts are the hosts of the Workplaces being reconciled or applied.
 	hosts hostClaims
+
+	builtinOnce sync.Once
+	builtin     *catalog.Catalog
+	builtinErr  error
 }
 
 // SetupWithManager registers the reconciler. It reacts to spec changes (generation),
@@ -113,17 +124,45 @@ func (r *WorkplaceReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int
 	if r.Wake != nil {
 		b = b.WatchesRawSource(crsource.Channel(r.Wake, &handler.EnqueueRequestForObject{}))
 	}
-	return b.Complete(r)
+	c, err := b.Build(r)
+	if err != nil {
+		return err
+	}
+	r.ctrl = c
+	return nil
 }
 
 // Reconcile brings one Workplace to its plan and reports the outcome in its status.
 func (r *WorkplaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	start := time.Now()
+	deferred := false
+	defer func() {
+		if !deferred {
+			r.cycle.done(req.NamespacedName)
+		}
+	}()
+	gone := func() {
+		r.Metrics.Forget(req.Namespace, req.Name)
+		r.hosts.forget(req.NamespacedName)
+		r.tracker.forget(req.NamespacedName)
+	}
 	w := &v1alpha1.Workplace{}
 	if err := r.Client.Get(ctx, req.NamespacedName, w); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Metrics.Forget(req.Namespace, req.Name)
-			r.hosts.forget(req.NamespacedName)
+			gone()
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if w.Spec.Suspend || r.answered(ctx, w) {
+		return ctrl.Result{}, nil
+	}
+	// The work below starts from the API server's copy: the cache may not have this
+	// controller's own last status write yet, and a status computed from a stale copy
+	// would, for one, record a deployment twice.
+	if err := r.APIReader.Get(ctx, req.NamespacedName, w); err != nil {
+		if apierrors.IsNotFound(err) {
+			gone()
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -140,6 +179,12 @@ func (r *WorkplaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	orig := w.DeepCopy()
 	res, rerr := r.reconcile(ctx, log, w, revision)
+	if errors.Is(rerr, errNoSlot) {
+		// The Workplace's cluster has as many reconciles running as it may: come back
+		// shortly, without holding a worker that another cluster's Workplace could use.
+		deferred = true
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
 	r.Metrics.ObserveReconcile(w.Namespace, w.Name, time.Since(start), rerr)
 	r.Metrics.SetReady(w.Namespace, w.Name, meta.IsStatusConditionTrue(w.Status.Conditions, ConditionReady))
 	// The status is written even when the process is stopping (ctx cancelled), so
@@ -150,6 +195,24 @@ func (r *WorkplaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	return res, rerr
+}
+
+// answered reports whether a Workplace is answered from the watch caches: verified
+// with the same plan input, untouched by any watch event since, its cluster
+// answering, and no functional check due. It makes no request.
+func (r *WorkplaceReconciler) answered(ctx context.Context, w *v1alpha1.Workplace) bool {
+	revision := w.Annotations[AnnotationRevision]
+	cat, _, err := r.catalogFor(w, revision)
+	if err != nil {
+		return false
+	}
+	t, err := r.targets.For(ctx, w)
+	if err != nil || t.down() {
+		return false
+	}
+	id := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
+	in := planInput{uid: w.UID, generation: w.Generation, revision: revision, catalog: cat, target: t}
+	return r.tracker.clean(id, in, jitter(id, r.fullResync())) && !r.functionalDue(w, false)
 }
 
 // reconcile does the work and sets w's status; the caller writes it. It returns an
@@ -175,6 +238,45 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "InvalidSource", "Load", "%s", err.Error())
 		return ctrl.Result{}, nil
 	}
+	t, err := r.targets.For(ctx, w)
+	var kcErr *kubeConfigError
+	switch {
+	case errors.As(err, &kcErr) && kcErr.missing:
+		r.progressing(w, "KubeConfigNotFound", err.Error())
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
+	case errors.As(err, &kcErr):
+		r.stalled(w, "InvalidKubeConfig", err)
+		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "InvalidKubeConfig", "Connect", "%s", err.Error())
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
+	case err != nil:
+		return ctrl.Result{}, err
+	}
+	id := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
+	in := planInput{uid: w.UID, generation: w.Generation, revision: revision, catalog: cat, target: t}
+	if !t.down() && r.tracker.clean(id, in, jitter(id, r.fullResync())) {
+		// Nothing the plan is made from changed, and no watch event touched the
+		// Workplace's objects since a full reconcile found them as planned and ready:
+		// answered from memory, without a request.
+		if r.functionalDue(w, false) {
+			lw := &load.Workplace{Workplace: *w.DeepCopy(), File: file}
+			if p, err := plan.Build(lw, cat); err == nil {
+				r.functional(ctx, w, p, cat, t, false)
+			}
+		}
+		return ctrl.Result{}, nil
+	}
+	if err := t.reachable(ctx); err != nil {
+		r.tracker.invalidate(id)
+		r.progressing(w, "ClusterUnreachable", err.Error())
+		return ctrl.Result{RequeueAfter: probeDown}, nil
+	}
+	if !t.tryAcquire() {
+		return ctrl.Result{}, errNoSlot
+	}
+	defer t.release()
+	// Whatever happens below, only a full reconcile that finds everything as planned
+	// verifies the Workplace again.
+	r.tracker.invalidate(id)
 	lw := &load.Workplace{Workplace: *w.DeepCopy(), File: file}
 	// Workplaces created with kubectl get the checks Git-sourced ones got at load.
 	if err := load.Validate(lw); err != nil {
@@ -182,7 +284,7 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "InvalidWorkplace", "Validate", "%s", err.Error())
 		return ctrl.Result{}, nil
 	}
-	if ns := r.Rec.Render.Guard.DeniedNamespace(w.Namespace); ns != "" {
+	if ns := t.rec.Render.Guard.DeniedNamespace(w.Namespace); ns != "" {
 		err := lw.Errorf("metadata.namespace", "namespace %q is not allowed for Workplaces (denied: %s)", w.Namespace, ns)
 		r.stalled(w, "InvalidWorkplace", err)
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "InvalidWorkplace", "Validate", "%s", err.Error())
@@ -194,7 +296,7 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "InvalidWorkplace", "Plan", "%s", err.Error())
 		return ctrl.Result{}, nil
 	}
-	id := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
+	seq := r.tracker.begin(id, t, releaseNames(p), p.Namespace)
 	if err := r.hosts.claim(id, render.PlanHostClaims(p)); err != nil {
 		// Another Workplace of this controller claims a host: it may go away, so look
 		// again later; nothing was written.
@@ -202,8 +304,15 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 		r.Recorder.Eventf(w, nil, corev1.EventTypeWarning, "HostCollision", "Plan", "%s", err.Error())
 		return ctrl.Result{RequeueAfter: time.Minute}, nil
 	}
+	if t.name != "" {
+		// The Workplace's namespace on the other cluster (the source loop creates it
+		// on the controller's own).
+		if _, err := kube.EnsureNamespace(ctx, t.kube.Clientset, w.Namespace, fieldOwner); err != nil {
+			return r.failed(w, revision, time.Now(), "ReconcileFailed", fmt.Sprintf("%s: %v", t, err)), nil
+		}
+	}
 	started := time.Now()
-	rep, err := r.Rec.Reconcile(ctx, p)
+	rep, err := t.rec.Reconcile(ctx, p)
 	if err != nil && (rep == nil || (rep.Result == nil && len(rep.Secrets) == 0)) {
 		// Refused before anything was written (preflight, a lost Secret, the Lease):
 		// the hosts are not taken yet.
@@ -255,12 +364,57 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 	meta.RemoveStatusCondition(&w.Status.Conditions, ConditionStalled)
 	meta.RemoveStatusCondition(&w.Status.Conditions, ConditionReconciling)
 	w.Status.Failures = 0
-	r.functional(ctx, w, p, cat, rep.Locked)
+	if r.functionalDue(w, rep.Locked) {
+		r.functional(ctx, w, p, cat, t, rep.Locked)
+	}
 	if revision != "" && revision != w.Status.LastAppliedRevision {
 		r.record(w, revision, started, true, "")
 		w.Status.LastAppliedRevision = revision
 	}
-	return ctrl.Result{RequeueAfter: r.Requeue}, nil
+	// Watch every kind the releases have (a first install's kinds are seen by the
+	// reconcile its own writes wake); only a reconcile that found everything as
+	// planned verifies the Workplace.
+	if err := r.watch(ctx, t, rep.Steps); err != nil {
+		log.Error(err, "watching the Workplace's objects; it is checked in full until the watches run")
+	} else if verified(rep) {
+		r.tracker.verify(id, seq, in)
+	}
+	// The periodic check (cycle) and watch events bring the Workplace back.
+	return ctrl.Result{}, nil
+}
+
+// errNoSlot says that the Workplace's cluster runs as many reconciles as it may.
+var errNoSlot = errors.New("no reconcile slot free for the cluster")
+
+// verified reports whether a reconcile found everything as planned: nothing had to
+// change (the Lease was never taken, no Secret was created, no drift corrected)
+// and every release is ready.
+func verified(rep *reconciler.Report) bool {
+	if rep == nil || rep.Result == nil || rep.Locked || len(rep.Secrets) > 0 || rep.Failed() {
+		return false
+	}
+	for _, o := range rep.Result.Outcomes {
+		if o.Action != release.ActionUnchanged || !o.Ready || len(o.Drifted) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func releaseNames(p *plan.Plan) []string {
+	out := make([]string, 0, len(p.Releases))
+	for _, rel := range p.Releases {
+		out = append(out, rel.Name)
+	}
+	return out
+}
+
+// fullResync is FullResync with its default.
+func (r *WorkplaceReconciler) fullResync() time.Duration {
+	if r.FullResync <= 0 {
+		return time.Hour
+	}
+	return r.FullResync
 }
 
 // functional runs the checks of `platzwart check` and sets the Functional condition,
@@ -268,21 +422,17 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 // older generation, or when it is older than FunctionalInterval. The checks are
 // bounded (each probe by its timeout, all of them by a minute) and their outcome
 // never changes Ready.
-func (r *WorkplaceReconciler) functional(ctx context.Context, w *v1alpha1.Workplace, p *plan.Plan, cat *catalog.Catalog, changed bool) {
-	if r.Functional == nil {
-		return
-	}
-	every := r.FunctionalInterval
-	if every <= 0 {
-		every = 10 * time.Minute
-	}
-	if c := meta.FindStatusCondition(w.Status.Conditions, ConditionFunctional); c != nil && !changed &&
-		c.ObservedGeneration == w.Generation && time.Since(c.LastTransitionTime.Time) < every && c.Status == metav1.ConditionTrue {
+func (r *WorkplaceReconciler) functional(ctx context.Context, w *v1alpha1.Workplace, p *plan.Plan, cat *catalog.Catalog, t *target, changed bool) {
+	if !r.functionalDue(w, changed) {
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	rep, err := check.Run(cctx, p, cat, *r.Functional)
+	opts := *r.Functional
+	// The checks read the CA and the OIDC client secrets from the Workplace's own
+	// cluster, directly (never cached).
+	opts.Secrets = check.KubeSecrets{Reader: t.kube.Client}
+	rep, err := check.Run(cctx, p, cat, opts)
 	if err != nil {
 		setCondition(w, ConditionFunctional, metav1.ConditionUnknown, "CheckError", err.Error())
 		return
@@ -303,6 +453,19 @@ func (r *WorkplaceReconciler) functional(ctx context.Context, w *v1alpha1.Workpl
 	}
 	setCondition(w, ConditionFunctional, metav1.ConditionFalse, reason,
 		fmt.Sprintf("%d of %d checks failed (run `platzwart check` for the fixes): %s", len(failed), len(rep.Checks), strings.Join(msgs, "; ")))
+}
+
+// functionalDue reports whether the functional checks should run now.
+func (r *WorkplaceReconciler) functionalDue(w *v1alpha1.Workplace, changed bool) bool {
+	if r.Functional == nil {
+		return false
+	}
+	every := r.FunctionalInterval
+	if every <= 0 {
+		every = 10 * time.Minute
+	}
+	c := meta.FindStatusCondition(w.Status.Conditions, ConditionFunctional)
+	return c == nil || changed || c.ObservedGeneration != w.Generation || time.Since(c.LastTransitionTime.Time) >= every || c.Status != metav1.ConditionTrue
 }
 
 // failed records a failed attempt and schedules the retry with exponential backoff,
@@ -369,8 +532,12 @@ func (r *WorkplaceReconciler) catalogFor(w *v1alpha1.Workplace, revision string)
 		}
 		return repo.Catalog, file, nil
 	}
-	cat, err := catalog.Load(catalog.Layer{FS: platzwart.Builtin(), Label: "builtin"})
-	return cat, file, err
+	// The built-in catalog is loaded once: charts are parsed once for every
+	// Workplace created in the cluster by other means.
+	r.builtinOnce.Do(func() {
+		r.builtin, r.builtinErr = catalog.Load(catalog.Layer{FS: platzwart.Builtin(), Label: "builtin"})
+	})
+	return r.builtin, file, r.builtinErr
 }
 
 // declares reports whether repo holds w's document.

@@ -224,7 +224,27 @@ func validate(w *Workplace) error {
 			errs = append(errs, w.Errorf("spec.versions."+name, "%v", err))
 		}
 	}
+	if s.KubeConfig != nil {
+		errs = append(errs, validateKubeConfig(s.KubeConfig.SecretRef, w.Errorf)...)
+	}
 	return errors.Join(errs...)
+}
+
+// validateKubeConfig checks the reference to the Secret holding the kubeconfig of
+// the workplace's cluster: a Secret name and, when given, a Secret key.
+func validateKubeConfig(ref v1alpha1.KubeConfigSecretRef, errorf func(field, format string, args ...any) error) []error {
+	var errs []error
+	if ref.Name == "" {
+		errs = append(errs, errorf("spec.kubeConfig.secretRef.name", "required: the Secret in the workplace's namespace that holds the kubeconfig"))
+	} else if msgs := validation.IsDNS1123Subdomain(ref.Name); len(msgs) > 0 {
+		errs = append(errs, errorf("spec.kubeConfig.secretRef.name", "invalid Secret name %q: %s", ref.Name, strings.Join(msgs, "; ")))
+	}
+	if ref.Key != "" {
+		if msgs := validation.IsConfigMapKey(ref.Key); len(msgs) > 0 {
+			errs = append(errs, errorf("spec.kubeConfig.secretRef.key", "invalid Secret key %q: %s", ref.Key, strings.Join(msgs, "; ")))
+		}
+	}
+	return errs
 }
 
 // ValidateDomain checks that domain is a DNS name (a DNS-1123 subdomain) with at

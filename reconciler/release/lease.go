@@ -140,7 +140,6 @@ func (l *Lock) Context() context.Context { return l.ctx }
 // Lease is renewed until Unlock; a Lease left unchanged on the API server for the
 // lease duration, or held by an ended process of this host, is taken over.
 func (e *Engine) Lock(ctx, parent context.Context, namespace, workplace, holder string) (*Lock, error) {
-	leases := e.cluster.Clientset.CoordinationV1().Leases(namespace)
 	name := LeaseName(workplace)
 	now := metav1.NewMicroTime(time.Now())
 	spec := coordinationv1.LeaseSpec{
@@ -149,6 +148,34 @@ func (e *Engine) Lock(ctx, parent context.Context, namespace, workplace, holder 
 		AcquireTime:          &now,
 		RenewTime:            &now,
 	}
+	var got *coordinationv1.Lease
+	var err error
+	// A Lease released (deleted) between our create and our read or update is free:
+	// create it again, a few times at most.
+	for range 3 {
+		got, err = e.takeLease(ctx, namespace, workplace, name, holder, spec)
+		if !apierrors.IsNotFound(err) {
+			break
+		}
+	}
+	if err != nil {
+		var locked *LockedError
+		if errors.As(err, &locked) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("lease %s/%s: %w", namespace, name, err)
+	}
+	e.leases.forget(namespace, name)
+	lctx, cancel := context.WithCancelCause(parent)
+	l := &Lock{e: e, namespace: namespace, name: name, holder: holder, ctx: lctx, cancel: cancel, done: make(chan struct{}), lease: got}
+	go l.renew()
+	return l, nil
+}
+
+// takeLease creates the workplace's Lease or takes over one that expired or whose
+// holder ended. A NotFound error means the Lease was deleted meanwhile.
+func (e *Engine) takeLease(ctx context.Context, namespace, workplace, name, holder string, spec coordinationv1.LeaseSpec) (*coordinationv1.Lease, error) {
+	leases := e.cluster.Clientset.CoordinationV1().Leases(namespace)
 	got, err := leases.Create(ctx, &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{
 			"app.kubernetes.io/managed-by": "platzwart", LabelWorkplace: workplace}},
@@ -157,7 +184,7 @@ func (e *Engine) Lock(ctx, parent context.Context, namespace, workplace, holder 
 	if apierrors.IsAlreadyExists(err) {
 		cur, gerr := leases.Get(ctx, name, metav1.GetOptions{})
 		if gerr != nil {
-			return nil, fmt.Errorf("lease %s/%s: %w", namespace, name, gerr)
+			return nil, gerr
 		}
 		if h := ptr.Deref(cur.Spec.HolderIdentity, ""); h != "" && h != holder && !holderGone(h) {
 			// The holder's own duration counts, not ours: it renews at its pace.
@@ -177,14 +204,7 @@ func (e *Engine) Lock(ctx, parent context.Context, namespace, workplace, holder 
 			return nil, &LockedError{Namespace: namespace, Workplace: workplace, Holder: "another reconcile that took it at the same moment"}
 		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("lease %s/%s: %w", namespace, name, err)
-	}
-	e.leases.forget(namespace, name)
-	lctx, cancel := context.WithCancelCause(parent)
-	l := &Lock{e: e, namespace: namespace, name: name, holder: holder, ctx: lctx, cancel: cancel, done: make(chan struct{}), lease: got}
-	go l.renew()
-	return l, nil
+	return got, err
 }
 
 // renew keeps the lease fresh until Unlock. A renewal that fails is retried; when the
