@@ -154,7 +154,11 @@ func (r *WorkplaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 		return ctrl.Result{}, err
 	}
-	if w.Spec.Suspend || r.answered(ctx, w) {
+	if w.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	if r.answered(ctx, w) {
+		r.Metrics.ObserveReconcile(w.Namespace, w.Name, time.Since(start), nil)
 		return ctrl.Result{}, nil
 	}
 	// The work below starts from the API server's copy: the cache may not have this
@@ -170,6 +174,7 @@ func (r *WorkplaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	revision := w.Annotations[AnnotationRevision]
 	log := r.Log.WithValues("workplace", req.NamespacedName.String(), "revision", revision)
 	if w.Spec.Suspend {
+		// Suspended since the cached copy was read.
 		log.V(1).Info("suspended")
 		return ctrl.Result{}, nil
 	}

@@ -1,5 +1,6 @@
-// Package kube connects to a cluster from kubectl-style settings and hands out the
-// clients platzwart uses: Helm's RESTClientGetter per namespace, a controller-runtime
+// Package kube connects to a cluster from kubectl-style settings, or from a
+// self-contained kubeconfig held in a Secret, and hands out the clients platzwart
+// uses: Helm's RESTClientGetter per namespace, a controller-runtime
 // client, a typed clientset, and one shared discovery cache and REST mapper.
 package kube
 

@@ -72,6 +72,8 @@ type Event struct {
 type Engine struct {
 	cluster *kube.Cluster
 	opts    Options
+	// helm is what every Helm action on the cluster shares.
+	helm *helmShared
 	// leases remembers foreign workplace Leases as this process saw them, to judge
 	// their expiry by the API server's view (see leaseObserver).
 	leases *leaseObserver
@@ -89,7 +91,7 @@ func New(c *kube.Cluster, opts Options) *Engine {
 		opts.LeaseDuration = DefaultLeaseDuration
 	}
 	opts.LeaseDuration = max(opts.LeaseDuration, 3*time.Second)
-	return &Engine{cluster: c, opts: opts, leases: &leaseObserver{}}
+	return &Engine{cluster: c, opts: opts, helm: newHelmShared(c), leases: &leaseObserver{}}
 }
 
 // Step is the action decided for one release.
@@ -363,15 +365,10 @@ func (r *Result) Failed() []Outcome {
 // reconcile checks it. Every write takes the workplace Lease through g first.
 func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step, g *Guard) (*Result, error) {
 	live := newLiveCache(e)
-	var (
-		cfgOnce sync.Once
-		cfg     *action.Configuration
-		cfgErr  error
-	)
-	cfgFor := func() (*action.Configuration, error) {
-		cfgOnce.Do(func() { cfg, cfgErr = e.applyConfig(p.Namespace) })
-		return cfg, cfgErr
-	}
+	// Each release gets its own Helm configuration (Helm's upgrade and rollback set
+	// MaxHistory on its storage) on the parts every action on the cluster shares. A
+	// release that stays unchanged and confirmed needs no Helm action and none.
+	cfgFor := func() (*action.Configuration, error) { return e.actionConfig(p.Namespace) }
 	byName := map[string]int{}
 	for i, s := range steps {
 		byName[s.Release] = i
@@ -427,10 +424,13 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, steps []Step, g *Guard
 				return
 			}
 			start = time.Now()
-			cfg, err := cfgFor()
-			if err != nil {
-				out.Err = err.Error()
-				return
+			var cfg *action.Configuration
+			if s.Action != ActionUnchanged || s.unconfirmed {
+				var err error
+				if cfg, err = cfgFor(); err != nil {
+					out.Err = err.Error()
+					return
+				}
 			}
 			if s.Action == ActionConflict {
 				out.Err = s.Reason
@@ -583,7 +583,7 @@ func (e *Engine) applyOne(ctx context.Context, cfg *action.Configuration, live *
 		in.PostRenderer = post
 		// The Helm action runs under the Lease's context, not the stop signal: a
 		// stopping process lets it finish instead of leaving it half-done.
-		out, err := in.RunWithContext(wctx, rel.Chart.Chart, rel.Values)
+		out, err := in.RunWithContext(wctx, rel.Chart.Helm(), rel.Values)
 		version := 0
 		if err == nil {
 			version = out.Version
@@ -740,7 +740,7 @@ func (e *Engine) upgrade(ctx, wctx, wait context.Context, cfg *action.Configurat
 	up.Labels = Labels(rel, true)
 	up.PostRenderer = &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin, PodAnnotations: rel.PodAnnotations}
 	up.MaxHistory = 10
-	out, err := up.RunWithContext(wctx, rel.Name, rel.Chart.Chart, rel.Values)
+	out, err := up.RunWithContext(wctx, rel.Name, rel.Chart.Helm(), rel.Values)
 	version := 0
 	if err == nil {
 		version = out.Version
@@ -959,7 +959,7 @@ func (e *Engine) Uninstall(ctx context.Context, namespace, workplace string) ([]
 		return 0
 	}
 	sort.SliceStable(states, func(i, j int) bool { return rank(states[i].Capability) < rank(states[j].Capability) })
-	cfg, err := e.helmConfig(namespace)
+	cfg, err := e.actionConfig(namespace)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 
@@ -41,46 +40,26 @@ func digestLabel(digest string) string {
 	return d
 }
 
-// helmConfig returns an action.Configuration for a namespace, with release storage in
-// Secrets (Helm's default).
+// helmConfig returns an action.Configuration for reading and writing Helm's
+// release storage in a namespace (Secrets, Helm's default) and nothing else: no
+// Helm action runs on it (actionConfig).
 func (e *Engine) helmConfig(namespace string) (*action.Configuration, error) {
-	cfg := &action.Configuration{}
-	if err := cfg.Init(e.cluster.Getter(namespace), namespace, "secret", func(string, ...any) {}); err != nil {
+	cfg, err := e.helm.config(namespace, false)
+	if err != nil {
 		return nil, fmt.Errorf("helm in namespace %q: %w", namespace, err)
 	}
 	return cfg, nil
 }
 
-// applyConfig returns one action.Configuration shared by every release of one Apply:
-// its kube client downloads the OpenAPI schema for client-side validation once, and
-// the cluster's capabilities are discovered once, instead of once per release (Helm
-// invalidates the discovery cache each time it computes them).
-func (e *Engine) applyConfig(namespace string) (*action.Configuration, error) {
-	cfg, err := e.helmConfig(namespace)
+// actionConfig returns an action.Configuration for the Helm actions on one release:
+// its own release storage, and the kube client, clients, capabilities and OpenAPI
+// validator every action on the cluster shares (helmShared), so that installs and
+// upgrades discover the cluster and parse its OpenAPI documents once, not once per
+// action, Apply or workplace.
+func (e *Engine) actionConfig(namespace string) (*action.Configuration, error) {
+	cfg, err := e.helm.config(namespace, true)
 	if err != nil {
-		return nil, err
-	}
-	// Helm's kube client builds its clientset lazily and without a lock; build it now,
-	// before the releases of this apply use the configuration from several goroutines.
-	if err := cfg.KubeClient.IsReachable(); err != nil {
-		return nil, fmt.Errorf("cluster unreachable: %w", err)
-	}
-	dc, err := e.cluster.Getter(namespace).ToDiscoveryClient()
-	if err != nil {
-		return nil, fmt.Errorf("discovery: %w", err)
-	}
-	v, err := dc.ServerVersion()
-	if err != nil {
-		return nil, fmt.Errorf("server version: %w", err)
-	}
-	apis, err := action.GetVersionSet(dc)
-	if err != nil {
-		return nil, fmt.Errorf("API versions: %w", err)
-	}
-	cfg.Capabilities = &chartutil.Capabilities{
-		APIVersions: apis,
-		KubeVersion: chartutil.KubeVersion{Version: v.GitVersion, Major: v.Major, Minor: v.Minor},
-		HelmVersion: chartutil.DefaultCapabilities.HelmVersion,
+		return nil, fmt.Errorf("helm in namespace %q: %w", namespace, err)
 	}
 	return cfg, nil
 }

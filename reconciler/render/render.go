@@ -65,7 +65,7 @@ func Release(ctx context.Context, rel *plan.Release) (*Manifest, error) {
 	install.Namespace = rel.Namespace
 	install.KubeVersion = kv
 	install.PostRenderer = &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin, PodAnnotations: rel.PodAnnotations}
-	out, err := install.RunWithContext(ctx, rel.Chart.Chart, rel.Values)
+	out, err := install.RunWithContext(ctx, rel.Chart.Helm(), rel.Values)
 	if err != nil {
 		return nil, fmt.Errorf("component %q: chart %q: %w", rel.Component, rel.Chart.File, err)
 	}
