@@ -189,3 +189,28 @@ func assertReleases(t *testing.T, cs kubernetes.Interface, ns string, want bool,
 		t.Errorf("%s: %d release records in %s", what, n, ns)
 	}
 }
+
+// TestWorkplacesWaitInLineForTheirCluster: with one full reconcile at a time per
+// cluster, three new Workplaces of one commit wait in line without polling and are
+// each woken when the one before frees the slot: all three become Ready (a lost
+// wake-up would leave one waiting for ever: nothing requeues a Workplace in line).
+func TestWorkplacesWaitInLineForTheirCluster(t *testing.T) {
+	t.Parallel()
+	c := cluster.FromTest(t)
+	ns := []string{c.NewNamespace(t), c.NewNamespace(t), c.NewNamespace(t)}
+	repo := newGitRepo(t, smallWorkplace(t, ns[0])+"---\n"+smallWorkplace(t, ns[1])+"---\n"+smallWorkplace(t, ns[2]))
+	head := repo.git("rev-parse", "HEAD")
+	startController(t, c, controller.Options{
+		Name:               "line",
+		Selector:           testSelector(t, ns...),
+		Source:             source.Options{URL: repo.url, Ref: source.Ref{Branch: "main"}, CacheDir: t.TempDir()},
+		Interval:           time.Hour,
+		Requeue:            time.Hour,
+		Concurrency:        2,
+		ClusterConcurrency: 1,
+	})
+	cl := workplaceClient(t, c)
+	for _, n := range ns {
+		waitWorkplace(t, cl, n, "demo", "Ready", 3*time.Minute, readyAt(head))
+	}
+}

@@ -290,6 +290,7 @@ func Run(ctx context.Context, opts Options) error {
 		Metrics:       m,
 		Source:        state,
 		Wake:          wake,
+		wakeup:        wake,
 		Name:          opts.Name,
 		RetryInterval: opts.RetryInterval,
 		Log:           log.WithName("workplace"),

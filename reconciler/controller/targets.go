@@ -47,7 +47,10 @@ type target struct {
 	watchMu sync.Mutex
 	watched map[schema.GroupVersionKind]watchState
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// line holds the Workplaces waiting for a slot, in order, once each (queued).
+	line      []types.NamespacedName
+	queued    map[types.NamespacedName]bool
 	probed    time.Time
 	downUntil time.Time
 	downFor   time.Duration
@@ -62,17 +65,46 @@ func (t *target) String() string {
 	return "the cluster of kubeConfig Secret " + t.name
 }
 
-// tryAcquire takes a slot without waiting.
-func (t *target) tryAcquire() bool {
+// tryAcquire takes a slot without waiting. When none is free, w is put in line and
+// woken when a slot is released: it holds no worker meanwhile, and is not polled.
+func (t *target) tryAcquire(w types.NamespacedName) bool {
 	select {
 	case t.slots <- struct{}{}:
 		return true
 	default:
-		return false
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// A slot may have been released between the two steps: try once more under
+	// the lock release takes too.
+	select {
+	case t.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if t.queued == nil {
+		t.queued = map[types.NamespacedName]bool{}
+	}
+	if !t.queued[w] {
+		t.queued[w] = true
+		t.line = append(t.line, w)
+	}
+	return false
 }
 
-func (t *target) release() { <-t.slots }
+// release frees a slot and returns the Workplace next in line to be woken, if any.
+func (t *target) release() (types.NamespacedName, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	<-t.slots
+	if len(t.line) == 0 {
+		return types.NamespacedName{}, false
+	}
+	next := t.line[0]
+	t.line = t.line[1:]
+	delete(t.queued, next)
+	return next, true
+}
 
 // Reachability of another cluster is probed at most this often while it answers;
 // one that does not is left alone for a doubling pause (probeDown…probeDownMax).

@@ -87,6 +87,8 @@ type WorkplaceReconciler struct {
 	Source *sourceState
 	// Wake receives an event per Workplace the source loop asks to reconcile.
 	Wake <-chan event.GenericEvent
+	// wakeup sends into Wake: a Workplace whose turn for a slot came.
+	wakeup chan<- event.GenericEvent
 	// Name is the controller install's name (the source label).
 	Name string
 	// RetryInterval is the first retry delay of a failing Workplace; it doubles with
@@ -185,10 +187,11 @@ func (r *WorkplaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	orig := w.DeepCopy()
 	res, rerr := r.reconcile(ctx, log, w, revision)
 	if errors.Is(rerr, errNoSlot) {
-		// The Workplace's cluster has as many reconciles running as it may: come back
-		// shortly, without holding a worker that another cluster's Workplace could use.
+		// The Workplace's cluster has as many reconciles running as it may: it waits
+		// in line, woken when a slot is free, without holding a worker that another
+		// cluster's Workplace could use.
 		deferred = true
-		return ctrl.Result{RequeueAfter: time.Second}, nil
+		return ctrl.Result{}, nil
 	}
 	r.Metrics.ObserveReconcile(w.Namespace, w.Name, time.Since(start), rerr)
 	r.Metrics.SetReady(w.Namespace, w.Name, meta.IsStatusConditionTrue(w.Status.Conditions, ConditionReady))
@@ -275,10 +278,14 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 		r.progressing(w, "ClusterUnreachable", err.Error())
 		return ctrl.Result{RequeueAfter: probeDown}, nil
 	}
-	if !t.tryAcquire() {
+	if !t.tryAcquire(id) {
 		return ctrl.Result{}, errNoSlot
 	}
-	defer t.release()
+	defer func() {
+		if next, ok := t.release(); ok {
+			r.wake(ctx, next)
+		}
+	}()
 	// Whatever happens below, only a full reconcile that finds everything as planned
 	// verifies the Workplace again.
 	r.tracker.invalidate(id)
@@ -386,6 +393,17 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 	}
 	// The periodic check (cycle) and watch events bring the Workplace back.
 	return ctrl.Result{}, nil
+}
+
+// wake enqueues a Workplace (through the channel source the cycle uses).
+func (r *WorkplaceReconciler) wake(ctx context.Context, w types.NamespacedName) {
+	if r.wakeup == nil {
+		return
+	}
+	select {
+	case r.wakeup <- event.GenericEvent{Object: &v1alpha1.Workplace{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name}}}:
+	case <-ctx.Done():
+	}
 }
 
 // errNoSlot says that the Workplace's cluster runs as many reconciles as it may.
