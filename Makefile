@@ -79,6 +79,16 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./reconciler/plan/
 	$(GO) test -run='^$$' -bench=NoOpReconcile -benchtime=20x ./reconciler/
 	$(GO) test -run='^$$' -bench=FirstInstall -benchtime=1x ./reconciler/
+	$(GO) test -run='^$$' -bench=BuildValidated -benchtime=60x -benchmem ./reconciler/release/
+	$(GO) test -run='^$$' -bench='BenchmarkController/workplaces=10$$' -benchtime=1x -timeout=30m ./e2e/scale/
+
+WORKPLACES ?= 100
+SCALE_TIMEOUT ?= 180m
+
+.PHONY: bench-scale
+## bench-scale: a running controller process at WORKPLACES=10|100|1000 workplaces (CONCURRENCY=n for --concurrency): install, no-op cycle, drift, converge, RSS, CPU, profiles (docs/benchmarks.md)
+bench-scale:
+	$(if $(CONCURRENCY),PLATZWART_BENCH_CONCURRENCY=$(CONCURRENCY)) $(GO) test -run='^$$' -bench='BenchmarkController/workplaces=$(WORKPLACES)$$' -benchtime=1x -timeout=$(SCALE_TIMEOUT) ./e2e/scale/
 
 ## generate: regenerate deepcopy code and the CRD manifest
 generate:

@@ -270,29 +270,35 @@ func (s *starter) writeKubeconfig(server, certFile string) error {
 // annotation and keeps their status and lease up to date.
 func (s *starter) createNodes(ctx context.Context, client kubernetes.Interface) error {
 	for i := range s.opts.Nodes {
-		name := fmt.Sprintf("kwok-node-%d", i)
-		node := &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:        name,
-				Annotations: map[string]string{kwokNodeAnnotation: "fake"},
-				Labels: map[string]string{
-					kwokNodeLabel:                   kwokNodeLabelValue,
-					corev1.LabelHostname:            name,
-					corev1.LabelOSStable:            "linux",
-					corev1.LabelArchStable:          "amd64", // what chart images are built for
-					"node-role.kubernetes.io/agent": "",
-				},
-			},
-			Status: corev1.NodeStatus{
-				Capacity:    nodeResources.DeepCopy(),
-				Allocatable: nodeResources.DeepCopy(),
-			},
-		}
-		if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		name := kwokNodeName(i)
+		if _, err := client.CoreV1().Nodes().Create(ctx, kwokNode(name), metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("register node %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+func kwokNodeName(i int) string { return fmt.Sprintf("kwok-node-%d", i) }
+
+// kwokNode is a node for kwok to manage: its annotation, labels and capacity.
+func kwokNode(name string) *corev1.Node {
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Annotations: map[string]string{kwokNodeAnnotation: "fake"},
+			Labels: map[string]string{
+				kwokNodeLabel:                   kwokNodeLabelValue,
+				corev1.LabelHostname:            name,
+				corev1.LabelOSStable:            "linux",
+				corev1.LabelArchStable:          "amd64", // what chart images are built for
+				"node-role.kubernetes.io/agent": "",
+			},
+		},
+		Status: corev1.NodeStatus{
+			Capacity:    nodeResources.DeepCopy(),
+			Allocatable: nodeResources.DeepCopy(),
+		},
+	}
 }
 
 // createStorageClass creates kwok's StorageClass as the default one. kwok's

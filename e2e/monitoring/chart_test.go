@@ -485,7 +485,7 @@ func TestDashboardIsValid(t *testing.T) {
 		}
 	}
 	walk(d.Panels)
-	if want := []string{"Delivery", "Readiness", "Reconciles", "Helm actions", "Git source", "Webhooks"}; !slices.Equal(rows, want) {
+	if want := []string{"Delivery", "Readiness", "Reconciles", "Helm actions", "Git source", "Webhooks", "Periodic check"}; !slices.Equal(rows, want) {
 		t.Errorf("rows %v, want %v", rows, want)
 	}
 }
