@@ -106,8 +106,8 @@ func TestHelmWorkIsSharedAcrossWorkplaces(t *testing.T) {
 
 	reduced := func(e *env, ns, round string) *plan.Plan {
 		return e.plan(e.workplaceDir(map[string]string{
-			"namespace: " + e.ns:     "namespace: " + ns,
-			"    video: jitsi ":      "    video: none #",
+			"namespace: " + e.ns: "namespace: " + ns,
+			"    video: jitsi ":  "    video: none #",
 			// Mail off: its node ports are derived from the random namespace and
 			// could collide with another parallel test's.
 			"    office: collabora ": "    office: none\n    chat: none\n    files: none\n    mail: none #",
