@@ -77,6 +77,7 @@ fuzz:
 ## bench: benchmarks (performance targets are checked here, never in timed tests; docs/benchmarks.md)
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./reconciler/plan/
+	$(GO) test -run='^$$' -bench='PreflightRender|RenderParts' -benchmem ./reconciler/render/
 	$(GO) test -run='^$$' -bench=NoOpReconcile -benchtime=20x ./reconciler/
 	$(GO) test -run='^$$' -bench=FirstInstall -benchtime=1x ./reconciler/
 	$(GO) test -run='^$$' -bench=BuildValidated -benchtime=60x -benchmem ./reconciler/release/

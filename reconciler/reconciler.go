@@ -98,10 +98,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, p *plan.Plan) (*Report, erro
 	if err := secrets.CheckLost(p, versions, installed(steps)); err != nil {
 		return rep, err
 	}
-	// Render every release and check the whole change against the cluster (server-side
-	// dry runs, hosts, NodePorts) before touching anything: a chart or patch that does
-	// not render, or an object the cluster would refuse, stops the reconcile with
-	// nothing written.
+	// Render the releases that change (unchanged ones are taken from Helm's storage)
+	// and check the whole workplace against the cluster (server-side dry runs, hosts,
+	// NodePorts) before touching anything: a chart or patch that does not render, or
+	// an object the cluster would refuse, stops the reconcile with nothing written.
 	if changes(steps) {
 		if err := r.preflight(ctx, p, steps); err != nil {
 			return rep, fmt.Errorf("workplace %s/%s: nothing was applied: %w", p.Namespace, p.Workplace, err)
@@ -249,7 +249,7 @@ func (r *Reconciler) check(ctx context.Context, p *plan.Plan, steps []release.St
 	if opts.Guard.Scope == nil {
 		opts.Guard.Scope = guard.RESTMapperScope(r.Cluster.Mapper)
 	}
-	ms, err := render.PlanWith(ctx, p, opts)
+	ms, err := render.PlanReusing(ctx, p, storedManifests(steps, change), opts)
 	if err != nil {
 		return err
 	}
@@ -265,6 +265,28 @@ func (r *Reconciler) check(ctx context.Context, p *plan.Plan, steps []release.St
 		}
 	}
 	return (&preflight.Checker{Cluster: r.Cluster}).Check(ctx, in)
+}
+
+// storedManifests are the manifests the preflight takes from Helm's storage instead
+// of rendering them: those of the releases that stay unchanged. Their digest equals
+// the plan's, so the newest stored revision is what a render would give (and what the
+// cluster holds); the guards still see them (render.PlanReusing), the server-side dry
+// run does not need them. A release in change (every release for Check) is rendered.
+//
+// An unconfirmed release (its newest revision was never seen ready) is taken from
+// storage too: that revision carries the plan's digest, so it is the render, and it
+// is what Apply waits for. Should it not become ready, Apply rolls it back to an
+// earlier revision, which the cluster held before; a render would not describe that
+// revision either.
+func storedManifests(steps []release.Step, change map[string]bool) map[string]render.Stored {
+	out := map[string]render.Stored{}
+	for _, s := range steps {
+		if s.Action != release.ActionUnchanged || change[s.Release] || !s.Installed() {
+			continue
+		}
+		out[s.Release] = render.Stored{Manifest: s.CurrentManifest(), Hooks: s.CurrentHooks()}
+	}
+	return out
 }
 
 // changes reports whether any step may change the cluster (a revision never confirmed

@@ -34,6 +34,16 @@ type Options struct {
 
 	// Progress receives progress messages. Default: os.Stderr.
 	Progress io.Writer
+
+	// UnlimitedClients lifts the client-side rate limits of kube-controller-manager
+	// and kube-scheduler (--kube-api-qps 5000, --kube-api-burst 10000, the values
+	// kwokctl sets with DisableQPSLimits: sigs.k8s.io/kwok
+	// pkg/kwokctl/components/kube_controller_manager.go and kube_scheduler.go). By
+	// default kube-controller-manager sends at most 20 requests a second, and a
+	// Deployment's roll-out takes several (a ReplicaSet, its Pods, their status):
+	// 100 roll-outs at once wait for it, not for what is measured. For scale
+	// benchmarks; the tests run with the defaults, as a real cluster would.
+	UnlimitedClients bool
 }
 
 const defaultNodes = 2

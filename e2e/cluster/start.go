@@ -134,31 +134,35 @@ func (s *starter) start(ctx context.Context, unlock func()) error {
 	}
 
 	kubeconfig := s.c.kubeconfig
-	if _, err := s.c.launch("kube-controller-manager", s.bins.ControllerManager,
-		"--kubeconfig="+kubeconfig,
-		"--authentication-kubeconfig="+kubeconfig,
-		"--authorization-kubeconfig="+kubeconfig,
+	var clientLimits []string
+	if s.opts.UnlimitedClients {
+		clientLimits = []string{"--kube-api-qps=5000", "--kube-api-burst=10000"}
+	}
+	if _, err := s.c.launch("kube-controller-manager", s.bins.ControllerManager, append([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig,
+		"--authorization-kubeconfig=" + kubeconfig,
 		// The apiserver has no front-proxy or client CA to look up.
 		"--authentication-skip-lookup",
 		"--bind-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(kcmPort),
+		"--secure-port=" + strconv.Itoa(kcmPort),
 		"--leader-elect=false",
-		"--service-account-private-key-file="+filepath.Join(s.pki, "sa.key"),
+		"--service-account-private-key-file=" + filepath.Join(s.pki, "sa.key"),
 		"--profiling=false",
-	); err != nil {
+	}, clientLimits...)...); err != nil {
 		return err
 	}
-	if _, err := s.c.launch("kube-scheduler", s.bins.Scheduler,
-		"--kubeconfig="+kubeconfig,
-		"--authentication-kubeconfig="+kubeconfig,
-		"--authorization-kubeconfig="+kubeconfig,
+	if _, err := s.c.launch("kube-scheduler", s.bins.Scheduler, append([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig,
+		"--authorization-kubeconfig=" + kubeconfig,
 		// The apiserver has no front-proxy or client CA to look up.
 		"--authentication-skip-lookup",
 		"--bind-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(schedulerPort),
+		"--secure-port=" + strconv.Itoa(schedulerPort),
 		"--leader-elect=false",
 		"--profiling=false",
-	); err != nil {
+	}, clientLimits...)...); err != nil {
 		return err
 	}
 	if _, err := s.c.launch("kwok", s.bins.Kwok,

@@ -30,6 +30,7 @@ const startTimeout = 30 * time.Minute
 type testEnv struct {
 	ctx    context.Context // cancelled on shutdown, aborts a start in progress
 	cancel context.CancelFunc
+	opts   Options
 
 	mu      sync.Mutex
 	started bool
@@ -56,7 +57,13 @@ var current struct {
 // otherwise it removes it. If PLATZWART_E2E_KUBECONFIG is set, the tests use
 // that cluster and nothing is started.
 func RunTests(m *testing.M) (code int) {
-	env := &testEnv{}
+	return RunTestsWith(m, Options{})
+}
+
+// RunTestsWith is RunTests with a control plane started with opts (see Options;
+// the scale benchmarks lift the components' client rate limits).
+func RunTestsWith(m *testing.M, opts Options) (code int) {
+	env := &testEnv{opts: opts}
 	env.ctx, env.cancel = context.WithCancel(context.Background())
 	current.Lock()
 	current.env = env
@@ -93,7 +100,7 @@ func RunTests(m *testing.M) (code int) {
 	// Build before m.Run, where the -timeout alarm starts: the first build
 	// takes several minutes and must not count against the tests.
 	if os.Getenv(EnvKubeconfig) == "" {
-		if _, err := Build(env.ctx, Options{}); err != nil {
+		if _, err := Build(env.ctx, env.opts); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e/cluster: %v\n", err)
 			return 1
 		}
@@ -129,7 +136,7 @@ func (e *testEnv) get() (*Cluster, error) {
 			e.cluster, e.err = Attach(path)
 		} else {
 			ctx, cancel := context.WithTimeout(e.ctx, startTimeout)
-			e.cluster, e.err = Start(ctx, Options{})
+			e.cluster, e.err = Start(ctx, e.opts)
 			cancel()
 		}
 	}

@@ -59,6 +59,9 @@ const (
 	measuredCycles = 3
 	// scrapeInterval is how often /metrics is read while waiting for a cycle.
 	scrapeInterval = 5 * time.Second
+	// settleLimit bounds the wait for the install's last writes before the no-op
+	// cycles are measured.
+	settleLimit = 10 * time.Minute
 )
 
 // BenchmarkController measures a running `platzwart controller` process (built from
@@ -223,15 +226,14 @@ func (r *run) noOpCycles() {
 	if !first.hasCycles {
 		r.fatal(errors.New("the controller exports no platzwart_controller_cycles_total"))
 	}
-	// The first cycle may have started during the install, and the next one right
-	// after it, while the install's last Events are still being written (a second
-	// Event of a kind on a Workplace is a PATCH of its series): the ones after are
-	// measured.
-	s1, err := r.nextCycle(first.cycles)
+	settled, err := r.settle()
 	if err != nil {
 		r.fatal(err)
 	}
-	if s1, err = r.nextCycle(s1.cycles); err != nil {
+	// The cycle in progress may have started before the writes stopped: measured
+	// are the ones after it.
+	s1, err := r.nextCycle(settled.cycles)
+	if err != nil {
 		r.fatal(err)
 	}
 	w1, _ := r.wps.changes()
@@ -302,6 +304,38 @@ func (r *run) noOpCycles() {
 	}
 	r.logTop("no-op cycle CPU", cpu)
 	r.logTop("heap at rest (inuse_space)", heap)
+}
+
+// settle waits until the process has made no write request for a --requeue interval:
+// after the install its Event recorder is still writing (a second Event of a kind on
+// a Workplace is a PATCH of the Event's series), which is not the work of a cycle.
+// It gives up waiting after settleLimit and says so; the cycles are measured anyway.
+// It returns the last sample.
+func (r *run) settle() (sample, error) {
+	start := time.Now()
+	prev, err := r.p.scrape(r.ctx)
+	if err != nil {
+		return prev, err
+	}
+	for {
+		if err := sleep(r.ctx, requeue); err != nil {
+			return prev, err
+		}
+		cur, err := r.p.scrape(r.ctx)
+		if err != nil {
+			return prev, err
+		}
+		if cur.writes == prev.writes {
+			r.logf("settled: no write request for %s, %s after the install", requeue, time.Since(start).Round(time.Second))
+			return cur, nil
+		}
+		r.logf("still writing after the install: %s in %s", requestsBetween(prev, cur), cur.at.Sub(prev.at).Round(time.Millisecond))
+		if time.Since(start) > settleLimit {
+			r.logf("the writes did not stop within %s: measuring the cycles anyway", settleLimit)
+			return cur, nil
+		}
+		prev = cur
+	}
 }
 
 // nextCycle waits until the controller has completed a cycle more than after, and

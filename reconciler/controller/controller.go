@@ -231,10 +231,6 @@ func Run(ctx context.Context, opts Options) error {
 		deny = append(deny, opts.Namespace)
 	}
 	newTarget := func(name, version string, c *kube.Cluster) (*target, error) {
-		rec := reconciler.New(c, release.Options{Parallelism: opts.ReleaseParallelism, Progress: progress}, release.Holder("platzwart-controller"))
-		rec.Grace = opts.ShutdownGrace
-		rec.Render = render.Options{Guard: guard.Options{DenyNamespaces: deny, Scope: guard.RESTMapperScope(c.Mapper)}}
-		rec.Started = func(ctx context.Context, p *plan.Plan, steps []release.Step) { wr.setReconciling(ctx, p, steps) }
 		var namespaces []string
 		if name == "" {
 			namespaces = opts.WatchNamespaces
@@ -243,7 +239,14 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		return &target{name: name, version: version, kube: c, rec: rec, meta: mc, slots: make(chan struct{}, opts.ClusterConcurrency), cancel: func() {}}, nil
+		t := &target{name: name, version: version, kube: c, meta: mc, slots: make(chan struct{}, opts.ClusterConcurrency), cancel: func() {}}
+		// Readiness is read from the target's watches (release.StatusReader).
+		rec := reconciler.New(c, release.Options{Parallelism: opts.ReleaseParallelism, Progress: progress, StatusReader: watchedStatus{t}}, release.Holder("platzwart-controller"))
+		rec.Grace = opts.ShutdownGrace
+		rec.Render = render.Options{Guard: guard.Options{DenyNamespaces: deny, Scope: guard.RESTMapperScope(c.Mapper)}}
+		rec.Started = func(ctx context.Context, p *plan.Plan, steps []release.Step) { wr.setReconciling(ctx, p, steps) }
+		t.rec = rec
+		return t, nil
 	}
 	local, err := newTarget("", "", kc)
 	if err != nil {

@@ -46,6 +46,9 @@ type target struct {
 
 	watchMu sync.Mutex
 	watched map[schema.GroupVersionKind]watchState
+	// kinds holds the kinds of the last revision seen of each release (by namespace
+	// and name), parsed once per revision.
+	kinds map[types.NamespacedName]revisionKinds
 
 	mu sync.Mutex
 	// line holds the Workplaces waiting for a slot, in order, once each (queued).
@@ -328,10 +331,11 @@ func metadataOnly(obj any) (any, error) {
 	return out, nil
 }
 
-// newMetadataCache returns the informer cache of one target: metadata only, and
-// only what metadataOnly keeps; in the given namespaces, or all when none.
+// newMetadataCache returns the informer cache of one target: metadata only (what
+// metadataOnly keeps), or for the kinds kstatus reads whole what statusOnly keeps;
+// in the given namespaces, or all when none.
 func newMetadataCache(kc *kube.Cluster, scheme *runtime.Scheme, namespaces []string) (cache.Cache, error) {
-	opts := cache.Options{Scheme: scheme, Mapper: kc.Mapper, DefaultTransform: metadataOnly}
+	opts := cache.Options{Scheme: scheme, Mapper: kc.Mapper, DefaultTransform: reduce}
 	if len(namespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range namespaces {

@@ -105,6 +105,10 @@ type WorkplaceReconciler struct {
 
 	// synced holds the Workplaces whose metrics were exported from their status.
 	synced sync.Map
+	// reconciling holds, per Workplace, its copy as setReconciling wrote it during
+	// the reconcile in progress, so that the status written at its end starts from
+	// that copy instead of conflicting with it (a rejected patch and a read saved).
+	reconciling sync.Map
 	// hosts are the hosts of the Workplaces being reconciled or applied.
 	hosts hostClaims
 
@@ -386,7 +390,7 @@ func (r *WorkplaceReconciler) reconcile(ctx context.Context, log logr.Logger, w 
 	// Watch every kind the releases have (a first install's kinds are seen by the
 	// reconcile its own writes wake); only a reconcile that found everything as
 	// planned verifies the Workplace.
-	if err := r.watch(ctx, t, rep.Steps); err != nil {
+	if err := r.watch(ctx, t, p.Namespace, rep.Steps); err != nil {
 		log.Error(err, "watching the Workplace's objects; it is checked in full until the watches run")
 	} else if verified(rep) {
 		r.tracker.verify(id, seq, in)
@@ -687,11 +691,16 @@ func (r *WorkplaceReconciler) record(w *v1alpha1.Workplace, revision string, sta
 // the source loop) are taken from that copy, never from the possibly stale one this
 // reconcile started with.
 func (r *WorkplaceReconciler) writeStatus(ctx context.Context, orig, w *v1alpha1.Workplace) error {
-	if equalStatus(orig.Status, w.Status) {
+	cur := orig
+	if v, ok := r.reconciling.LoadAndDelete(client.ObjectKeyFromObject(w)); ok {
+		if written := v.(*v1alpha1.Workplace); written.UID == orig.UID {
+			cur = written
+		}
+	}
+	if equalStatus(cur.Status, w.Status) {
 		return nil
 	}
 	want := w.Status.DeepCopy()
-	cur := orig
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		next := cur.DeepCopy()
 		next.Status = *want.DeepCopy()
@@ -738,7 +747,11 @@ func (r *WorkplaceReconciler) setReconciling(ctx context.Context, p *plan.Plan, 
 		}
 		next := cur.DeepCopy()
 		setCondition(next, ConditionReconciling, metav1.ConditionTrue, "Progressing", msg)
-		return r.Client.Status().Patch(ctx, next, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}))
+		if err := r.Client.Status().Patch(ctx, next, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{})); err != nil {
+			return err
+		}
+		r.reconciling.Store(key, next)
+		return nil
 	})
 	if err != nil {
 		r.Log.Error(err, "setting Reconciling", "workplace", key.String())

@@ -70,16 +70,13 @@ func (c *liveCache) get(ctx context.Context, obj *unstructured.Unstructured) (*u
 	return l.items[obj.GetName()], nil
 }
 
-// detectDrift compares every resource of a release manifest with the cluster and
+// detectDrift compares every resource of a release manifest (parsed by objects) with
+// the cluster and
 // returns the resources changed or deleted by hand, each described ("Deployment
 // demo/demo-keycloak: changed"). A resource whose manifest fields are all present
 // with equal values in the live object is unchanged; any other is confirmed by a
 // server-side apply dry-run (fluxcd/pkg/ssa), so defaulting never counts as drift.
-func (e *Engine) detectDrift(ctx context.Context, live *liveCache, manifest, namespace string) ([]*unstructured.Unstructured, []string, error) {
-	_, objs, err := objects(manifest, namespace, e.cluster.Mapper)
-	if err != nil {
-		return nil, nil, err
-	}
+func (e *Engine) detectDrift(ctx context.Context, live *liveCache, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, []string, error) {
 	var drifted []*unstructured.Unstructured
 	var what []string
 	var rm *ssa.ResourceManager
@@ -212,14 +209,11 @@ func (e *Engine) correctDrift(ctx context.Context, drifted []*unstructured.Unstr
 	return nil
 }
 
-// allCurrent reports whether every resource of a manifest is Current by kstatus,
+// allCurrent reports whether every resource of a manifest (parsed by objects, not
+// changed since) is Current by kstatus,
 // judged from the objects the live cache listed (no further requests). When it is not,
 // the caller waits with polling.
-func (e *Engine) allCurrent(ctx context.Context, live *liveCache, manifest, namespace string) bool {
-	_, objs, err := objects(manifest, namespace, e.cluster.Mapper)
-	if err != nil {
-		return false
-	}
+func (e *Engine) allCurrent(ctx context.Context, live *liveCache, objs []*unstructured.Unstructured) bool {
 	for _, obj := range objs {
 		cur, err := live.get(ctx, obj)
 		if err != nil || cur == nil {

@@ -51,6 +51,9 @@ type Options struct {
 	// SkipDriftDetection turns off the check of unchanged releases for resources
 	// changed or deleted by hand (one server-side dry-run per resource).
 	SkipDriftDetection bool
+	// StatusReader, when set, serves readiness from watch caches: a wait polls it
+	// instead of listing every kind from the API server per poll (see poller).
+	StatusReader StatusReader
 }
 
 // Event is one step of one release, for progress output.
@@ -788,8 +791,13 @@ func (e *Engine) check(ctx context.Context, live *liveCache, g *Guard, s Step, s
 	rel := s.planned
 	e.progress(s.Release, "unchanged", time.Since(start), "revision "+fmt.Sprint(s.Revision))
 	var what []string
+	// One parse of the manifest for the drift check and the readiness check.
+	_, objs, err := objects(s.current.latest.Manifest, rel.Namespace, e.cluster.Mapper)
+	if err != nil {
+		return s.Revision, false, nil, fmt.Errorf("release %s revision %d: manifest: %w", s.Release, s.Revision, err)
+	}
 	if !e.opts.SkipDriftDetection {
-		drifted, w, err := e.detectDrift(ctx, live, s.current.latest.Manifest, rel.Namespace)
+		drifted, w, err := e.detectDrift(ctx, live, objs)
 		if err != nil {
 			return s.Revision, false, nil, fmt.Errorf("drift detection: %w", err)
 		}
@@ -808,7 +816,7 @@ func (e *Engine) check(ctx context.Context, live *liveCache, g *Guard, s Step, s
 			}
 		}
 	}
-	if len(what) == 0 && e.allCurrent(ctx, live, s.current.latest.Manifest, rel.Namespace) {
+	if len(what) == 0 && e.allCurrent(ctx, live, objs) {
 		return s.Revision, true, nil, nil
 	}
 	if err := e.waitManifest(ctx, s.current.latest.Manifest, rel); err != nil {

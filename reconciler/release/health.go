@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
@@ -64,8 +63,7 @@ func objects(manifest, namespace string, mapper meta.RESTMapper) (object.ObjMeta
 // waitReady waits until every object is Current by kstatus, polling at interval, and
 // explains what is not ready on failure.
 func (e *Engine) waitReady(ctx context.Context, set object.ObjMetadataSet, namespace string, timeout time.Duration) error {
-	poller := polling.NewStatusPoller(e.cluster.Client, e.cluster.Mapper, polling.Options{})
-	rm := ssa.NewResourceManager(e.cluster.Client, poller, ssa.Owner{Field: "platzwart", Group: "platzwart.io"})
+	rm := ssa.NewResourceManager(e.cluster.Client, e.poller(), ssa.Owner{Field: "platzwart", Group: "platzwart.io"})
 	err := rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: e.opts.PollInterval, Timeout: timeout, FailFast: true})
 	if err == nil {
 		return nil

@@ -34,7 +34,8 @@ type Manifest struct {
 	Manifest string
 	// Hooks holds the hook resources (Jobs and what they need), in hook order.
 	Hooks []*release.Hook
-	// StoredSize is the size of the release in Helm's storage (see EncodedSize).
+	// StoredSize is the size of the release in Helm's storage (see EncodedSize); 0
+	// for a manifest taken from Helm's storage (PlanReusing).
 	StoredSize int
 }
 
@@ -51,6 +52,23 @@ func (m *Manifest) Bytes() []byte {
 
 // Release renders one release.
 func Release(ctx context.Context, rel *plan.Release) (*Manifest, error) {
+	out, err := dryRun(ctx, rel)
+	if err != nil {
+		return nil, fmt.Errorf("component %q: chart %q: %w", rel.Component, rel.Chart.File, err)
+	}
+	if err := checkHookVolumes(out.Hooks); err != nil {
+		return nil, fmt.Errorf("component %q: chart %q: %w", rel.Component, rel.Chart.File, err)
+	}
+	size, err := checkSize(out)
+	if err != nil {
+		return nil, fmt.Errorf("component %q: %w", rel.Component, err)
+	}
+	return &Manifest{Release: rel.Name, Component: rel.Component, Manifest: out.Manifest, Hooks: out.Hooks, StoredSize: size}, nil
+}
+
+// dryRun is Helm's client-only install of rel with the workplace's post-renderer:
+// values, templates, Helm's sorting and the patches.
+func dryRun(ctx context.Context, rel *plan.Release) (*release.Release, error) {
 	kv, err := chartutil.ParseKubeVersion(KubeVersion)
 	if err != nil {
 		return nil, err
@@ -65,18 +83,7 @@ func Release(ctx context.Context, rel *plan.Release) (*Manifest, error) {
 	install.Namespace = rel.Namespace
 	install.KubeVersion = kv
 	install.PostRenderer = &postrender.Kustomize{Patches: rel.Patches, Where: rel.PatchesOrigin, PodAnnotations: rel.PodAnnotations}
-	out, err := install.RunWithContext(ctx, rel.Chart.Helm(), rel.Values)
-	if err != nil {
-		return nil, fmt.Errorf("component %q: chart %q: %w", rel.Component, rel.Chart.File, err)
-	}
-	if err := checkHookVolumes(out.Hooks); err != nil {
-		return nil, fmt.Errorf("component %q: chart %q: %w", rel.Component, rel.Chart.File, err)
-	}
-	size, err := checkSize(out)
-	if err != nil {
-		return nil, fmt.Errorf("component %q: %w", rel.Component, err)
-	}
-	return &Manifest{Release: rel.Name, Component: rel.Component, Manifest: out.Manifest, Hooks: out.Hooks, StoredSize: size}, nil
+	return install.RunWithContext(ctx, rel.Chart.Helm(), rel.Values)
 }
 
 // checkHookVolumes refuses volumes in hooks. Helm post-renders only the release
@@ -123,9 +130,46 @@ func Plan(ctx context.Context, p *plan.Plan) ([]*Manifest, error) {
 // manifests or, when any release fails, no manifests and every error, each naming the
 // workplace's file.
 func PlanWith(ctx context.Context, p *plan.Plan, opts Options) ([]*Manifest, error) {
+	return PlanReusing(ctx, p, nil, opts)
+}
+
+// Stored is a release's manifest and hooks as Helm stored them for its newest
+// revision (post-rendered manifest, hooks as rendered).
+type Stored struct {
+	Manifest string
+	Hooks    []*release.Hook
+}
+
+// PlanReusing is PlanWith for releases some of which need no render: a release of p
+// with an entry in stored takes that manifest and those hooks instead of being
+// rendered, every other release is rendered, and Check runs over all of them in plan
+// order, so the guards (objects in the namespace, a host served twice, a node port
+// claimed twice) still see the whole workplace.
+//
+// The preflight passes the releases whose digest equals the plan's: Helm's stored
+// manifest is then what a render would give, and it is also what the cluster holds
+// and what drift correction puts back, so it is the right input for the guards even
+// where a render could differ in what the digest does not cover (the Kubernetes
+// version charts see, a newer post-renderer). Stored releases are not checked for
+// size or volumes in hooks: Helm holds them already, and their hooks do not run
+// without an upgrade. A stored entry for a release that is not in p is an error.
+func PlanReusing(ctx context.Context, p *plan.Plan, stored map[string]Stored, opts Options) ([]*Manifest, error) {
 	out := make([]*Manifest, 0, len(p.Releases))
 	var errs []error
+	inPlan := make(map[string]bool, len(p.Releases))
 	for _, rel := range p.Releases {
+		inPlan[rel.Name] = true
+	}
+	for _, name := range sortedKeys(stored) {
+		if !inPlan[name] {
+			errs = append(errs, fmt.Errorf("%s: Workplace %q: stored manifest of release %s, which is not in the plan", p.File, p.Workplace, name))
+		}
+	}
+	for _, rel := range p.Releases {
+		if s, ok := stored[rel.Name]; ok {
+			out = append(out, &Manifest{Release: rel.Name, Component: rel.Component, Manifest: s.Manifest, Hooks: s.Hooks})
+			continue
+		}
 		// Ctrl-C stops rendering between releases (a chart renders in milliseconds).
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("rendering workplace %s/%s: %w", p.Namespace, p.Workplace, err)
@@ -162,12 +206,15 @@ func Check(p *plan.Plan, ms []*Manifest, opts Options) error {
 	}
 	var errs []error
 	var routes []guard.Claim
+	var ports []guard.NodePort
 	for _, m := range ms {
 		rel, ok := byName[m.Release]
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: Workplace %q: release %s is not in the plan", p.File, p.Workplace, m.Release))
 			continue
 		}
+		// Each manifest is decoded once for every guard: decoding is most of what
+		// Check costs (measured in docs/adr/0016).
 		objs, err := m.Objects()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: Workplace %q: component %q: %w", p.File, p.Workplace, rel.Component, err))
@@ -178,16 +225,13 @@ func Check(p *plan.Plan, ms []*Manifest, opts Options) error {
 			errs = append(errs, err)
 		}
 		routes = append(routes, routeClaims(p, rel, objs)...)
+		ports = append(ports, releaseNodePorts(p, rel, objs)...)
 	}
 	if err := guard.HostsInWorkplace(routes); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
-		ports, err := nodePorts(&Workplace{Plan: p, Manifests: ms})
-		if err == nil {
-			err = guard.CheckNodePorts(ports)
-		}
-		errs = append(errs, err)
+		errs = append(errs, guard.CheckNodePorts(ports))
 	}
 	return errors.Join(errs...)
 }
@@ -342,10 +386,17 @@ func nodePorts(w *Workplace) ([]guard.NodePort, error) {
 		if !ok {
 			continue
 		}
-		for _, np := range guard.NodePorts(objs) {
-			np.File, np.Workplace, np.Component = p.File, p.Namespace+"/"+p.Workplace, rel.Component
-			out = append(out, np)
-		}
+		out = append(out, releaseNodePorts(p, rel, objs)...)
 	}
 	return out, nil
+}
+
+// releaseNodePorts are the fixed node ports of one release's decoded objects.
+func releaseNodePorts(p *plan.Plan, rel *plan.Release, objs []*postrender.Object) []guard.NodePort {
+	var out []guard.NodePort
+	for _, np := range guard.NodePorts(objs) {
+		np.File, np.Workplace, np.Component = p.File, p.Namespace+"/"+p.Workplace, rel.Component
+		out = append(out, np)
+	}
+	return out
 }
