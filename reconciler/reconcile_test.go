@@ -83,9 +83,11 @@ type env struct {
 	ns      string
 	events  *eventLog
 	jvbPort int
+	// mailPort is the first of the three mail NodePorts of the test's workplace.
+	mailPort int
 }
 
-// nextPort hands out JVB NodePorts, one per test environment.
+// nextPort numbers the test environments: each gets its own JVB and mail NodePorts.
 var nextPort atomic.Int32
 
 type eventLog struct {
@@ -132,7 +134,8 @@ func newEnv(t testing.TB) *env {
 		log.add(e)
 		t.Logf("%-22s %-11s %6.1fs %s", e.Release, e.Step, e.Elapsed.Seconds(), e.Message)
 	}}, "test")
-	return &env{t: t, cluster: kc, rec: rec, count: cnt, ns: ns, events: log, jvbPort: 30100 + int(nextPort.Add(1))}
+	n := int(nextPort.Add(1))
+	return &env{t: t, cluster: kc, rec: rec, count: cnt, ns: ns, events: log, jvbPort: 30100 + n, mailPort: 31000 + 3*n}
 }
 
 // workplaceDir writes the example workplace into a temporary repository with the
@@ -144,8 +147,11 @@ func (e *env) workplaceDir(replace map[string]string, extra map[string]string) s
 		e.t.Fatal(err)
 	}
 	s := strings.Replace(string(data), "namespace: demo", "namespace: "+e.ns, 1)
-	// NodePorts are cluster-wide: each test's Jitsi gets its own JVB port.
-	s = strings.Replace(s, "  values:\n", fmt.Sprintf("  values:\n    jitsi: {jvb: {port: %d}}\n", e.jvbPort), 1)
+	// NodePorts are cluster-wide and the tests run in parallel: each test's Jitsi gets
+	// its own JVB port and its mail its own three ports (the ports derived from two
+	// random namespace names can collide, and the preflight rightly refuses the second).
+	s = strings.Replace(s, "  values:\n", fmt.Sprintf("  values:\n    jitsi: {jvb: {port: %d}}\n    stalwart: {mailService: {nodePorts: {smtp: %d, submissions: %d, imaps: %d}}}\n",
+		e.jvbPort, e.mailPort, e.mailPort+1, e.mailPort+2), 1)
 	for from, to := range replace {
 		if !strings.Contains(s, from) {
 			e.t.Fatalf("example has no %q", from)

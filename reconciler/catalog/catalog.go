@@ -57,6 +57,9 @@ type Catalog struct {
 
 	mu     sync.Mutex
 	charts map[string]*Chart
+	// templates are the components' templates parsed once per catalog (Template):
+	// every plan built from the catalog executes them, in parallel.
+	templates sync.Map
 }
 
 // Chart is a loaded chart and the digest of its content.

@@ -635,7 +635,7 @@ func (b *builder) export(c *component, ctx map[string]any) error {
 	capDef, _ := b.cat.Capability(def.Spec.Capability)
 	c.exports = map[string]any{}
 	if strings.TrimSpace(def.Spec.Exports) != "" {
-		t, err := catalog.ParseTemplate(def.Metadata.Name+" exports", def.Spec.Exports)
+		t, err := b.cat.Template(def.Metadata.Name+" exports", def.Spec.Exports)
 		if err != nil {
 			return b.componentError(c, "spec.exports", err)
 		}
@@ -768,7 +768,7 @@ func (b *builder) tiles(order []string, routing map[string]any) ([]App, error) {
 		if t == nil {
 			continue
 		}
-		tmpl, err := catalog.ParseTemplate(name+" tile path", t.Path)
+		tmpl, err := b.cat.Template(name+" tile path", t.Path)
 		if err != nil {
 			errs = append(errs, b.componentError(c, "spec.tile.path", err))
 			continue
@@ -886,7 +886,7 @@ func (b *builder) releaseAt(c *component, routing map[string]any, vi int) (*Rele
 	// Every component may list the workplace's apps (the portal does); a tile that
 	// changes re-renders only the components whose templates read .Apps.
 	ctx["Apps"] = appsValue(b.apps)
-	t, err := catalog.ParseTemplate(def.Metadata.Name+" values", def.Spec.Values)
+	t, err := b.cat.Template(def.Metadata.Name+" values", def.Spec.Values)
 	if err != nil {
 		return nil, b.componentError(c, "spec.values", err)
 	}
@@ -896,7 +896,7 @@ func (b *builder) releaseAt(c *component, routing map[string]any, vi int) (*Rele
 	}
 	if strings.TrimSpace(ver.Values) != "" {
 		field := fmt.Sprintf("spec.versions[%d]", vi)
-		t, err := catalog.ParseTemplate(def.Metadata.Name+" "+ver.Version+" values", ver.Values)
+		t, err := b.cat.Template(def.Metadata.Name+" "+ver.Version+" values", ver.Values)
 		if err != nil {
 			return nil, b.componentError(c, field+".values", err)
 		}
@@ -1001,7 +1001,7 @@ func (b *builder) migrations(c *component, ctx map[string]any, vi int) ([]Migrat
 	var out []Migration
 	for j, m := range c.def.Spec.Versions[vi].Migrations {
 		field := fmt.Sprintf("spec.versions[%d].migrations[%d].job", vi, j)
-		t, err := catalog.ParseTemplate(c.def.Metadata.Name+" migration "+m.Name, m.Job)
+		t, err := b.cat.Template(c.def.Metadata.Name+" migration "+m.Name, m.Job)
 		if err != nil {
 			return nil, b.componentError(c, field, err)
 		}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"sort"
 	"strings"
 
@@ -182,6 +183,13 @@ func (c *Checker) Check(ctx context.Context, in Input) error {
 	}
 	for _, it := range items {
 		it.previous = previous[it.rel.Release][objectKey(it.obj)]
+		if unchanged(it) {
+			// The cluster took this very object at the release's current revision, and
+			// Helm's upgrade sends no change of it (a three-way patch from an equal
+			// previous and target only undoes hand edits, which drift correction does
+			// as well): no read, no dry run.
+			continue
+		}
 		f, err := c.dryRun(ctx, it, nsExists)
 		if err != nil {
 			return err
@@ -386,6 +394,18 @@ func HelmPatch(previous, target, live *unstructured.Unstructured) ([]byte, types
 	}
 	patch, err := strategicpatch.CreateThreeWayMergePatch(oldData, newData, liveData, meta, true)
 	return patch, types.StrategicMergePatchType, err
+}
+
+// unchanged reports whether an object of a release (not a hook: Helm creates hooks
+// anew) is the same in the new render as in the release's current revision, apart
+// from the namespace the stored manifest may leave out.
+func unchanged(it item) bool {
+	if it.hook || it.previous == nil {
+		return false
+	}
+	prev := it.previous.DeepCopy()
+	prev.SetNamespace(it.obj.GetNamespace())
+	return equality.Semantic.DeepEqual(prev.Object, it.obj.Object)
 }
 
 // objectKey identifies an object within a release: kind and name (a release's
