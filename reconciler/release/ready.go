@@ -35,23 +35,30 @@ type StatusReader interface {
 // kind of a release (ConfigMap, Secret, NetworkPolicy, Ingress, RBAC, …) kstatus's
 // generic rules read only status.conditions and status.observedGeneration, which
 // those kinds do not have: metadata is enough.
-var statusKinds = map[schema.GroupKind]bool{
-	{Kind: "Service"}:                                                 true,
-	{Kind: "Pod"}:                                                     true,
-	{Kind: "PersistentVolumeClaim"}:                                   true,
-	{Group: "apps", Kind: "StatefulSet"}:                              true,
-	{Group: "apps", Kind: "DaemonSet"}:                                true,
-	{Group: "apps", Kind: "Deployment"}:                               true,
-	{Group: "apps", Kind: "ReplicaSet"}:                               true,
-	{Group: "policy", Kind: "PodDisruptionBudget"}:                    true,
-	{Group: "batch", Kind: "Job"}:                                     true,
-	{Group: "batch", Kind: "CronJob"}:                                 true,
-	{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}: true,
+//
+// observed marks the kinds whose controllers report status.observedGeneration: a
+// cached copy older than the engine's own write would look Current while the
+// roll-out has not started (see cachedReader).
+var statusKinds = map[schema.GroupKind]struct{ observed bool }{
+	{Kind: "Service"}:                                                 {},
+	{Kind: "Pod"}:                                                     {},
+	{Kind: "PersistentVolumeClaim"}:                                   {},
+	{Group: "apps", Kind: "StatefulSet"}:                              {observed: true},
+	{Group: "apps", Kind: "DaemonSet"}:                                {observed: true},
+	{Group: "apps", Kind: "Deployment"}:                               {observed: true},
+	{Group: "apps", Kind: "ReplicaSet"}:                               {observed: true},
+	{Group: "policy", Kind: "PodDisruptionBudget"}:                    {observed: true},
+	{Group: "batch", Kind: "Job"}:                                     {observed: true},
+	{Group: "batch", Kind: "CronJob"}:                                 {},
+	{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}: {},
 }
 
 // NeedsStatus reports whether kstatus needs the whole object of kind gk (its spec
 // and status), not only its metadata.
-func NeedsStatus(gk schema.GroupKind) bool { return statusKinds[gk] }
+func NeedsStatus(gk schema.GroupKind) bool {
+	_, ok := statusKinds[gk]
+	return ok
+}
 
 // MetadataSuffices reports whether kstatus's verdict on an object of kind gk is the
 // same from its metadata alone: kinds with no status that kstatus reads. Custom
@@ -71,22 +78,10 @@ func MetadataSuffices(gk schema.GroupKind) bool {
 	return false
 }
 
-// generationKinds are the kinds whose controllers report status.observedGeneration:
-// a cached copy older than the engine's own write would look Current while the
-// rollout has not started.
-var generationKinds = map[schema.GroupKind]bool{
-	{Group: "apps", Kind: "StatefulSet"}:           true,
-	{Group: "apps", Kind: "DaemonSet"}:             true,
-	{Group: "apps", Kind: "Deployment"}:            true,
-	{Group: "apps", Kind: "ReplicaSet"}:            true,
-	{Group: "policy", Kind: "PodDisruptionBudget"}: true,
-	{Group: "batch", Kind: "Job"}:                  true,
-}
-
 // cachedReader is the client.Reader kstatus polls through when the engine has a
 // StatusReader: objects come from the watch caches, so that a poll makes no request.
 // Two exceptions read the API server: kinds the StatusReader does not hold, and the
-// first read of each workload with an observedGeneration (generationKinds) in one
+// first read of each workload with an observedGeneration (statusKinds, observed) in one
 // wait. That read sets a floor: a cached copy whose generation is below it (the
 // watch has not delivered the engine's own patch yet) is not trusted, the API
 // server's copy stands in until the cache catches up.
@@ -111,10 +106,11 @@ func (r *cachedReader) Get(ctx context.Context, key client.ObjectKey, obj client
 		return r.direct.Get(ctx, key, obj, opts...)
 	}
 	gk := u.GroupVersionKind().GroupKind()
-	if !statusKinds[gk] && !MetadataSuffices(gk) {
+	kind, whole := statusKinds[gk]
+	if !whole && !MetadataSuffices(gk) {
 		return r.direct.Get(ctx, key, obj, opts...)
 	}
-	if generationKinds[gk] {
+	if kind.observed {
 		fk := floorKey{gk: gk, key: key}
 		r.mu.Lock()
 		floor, seen := r.floors[fk]
